@@ -1,0 +1,5 @@
+"""ptychopinn: physics-informed neural network reconstruction for ptychography."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

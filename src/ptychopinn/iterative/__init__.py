@@ -1,0 +1,1 @@
+"""ptychopinn.iterative."""
