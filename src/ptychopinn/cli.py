@@ -1,0 +1,178 @@
+"""Command-line interface: parses arguments, builds configs, calls library functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ptychopinn.errors import PtychoInputError
+
+logger = logging.getLogger("ptychopinn")
+
+
+def _cmd_simulate(a: argparse.Namespace) -> int:
+    from ptychopinn.data.io import save_dataset
+    from ptychopinn.data.simulate import SimulationConfig, simulate
+
+    cfg = SimulationConfig(
+        object=a.object, probe=a.probe, scan=a.scan, n_positions=a.n_positions,
+        object_size=a.object_size, patch_size=a.patch_size, step=a.step, overlap=a.overlap,
+        jitter=a.jitter, photons=a.photons, noise=not a.no_noise, seed=a.seed,
+        probe_defocus=a.probe_defocus,
+    )
+    data = simulate(cfg)
+    save_dataset(data, a.out)
+    logger.info("wrote %s (%d patterns, %dx%d, %.3g photons/pattern)", a.out, data.n_patterns,
+                data.patch_size, data.patch_size, cfg.photons)
+    return 0
+
+
+def _cmd_split(a: argparse.Namespace) -> int:
+    from ptychopinn.data.io import load_dataset, save_dataset
+    from ptychopinn.data.split import split_dataset
+
+    data = load_dataset(a.data)
+    train, test = split_dataset(data, axis=a.axis, fraction=a.fraction)
+    save_dataset(train, a.out_train)
+    save_dataset(test, a.out_test)
+    logger.info("train: %d patterns -> %s; test: %d patterns -> %s", train.n_patterns,
+                a.out_train, test.n_patterns, a.out_test)
+    return 0
+
+
+def _cmd_inspect(a: argparse.Namespace) -> int:
+    from ptychopinn.data.inspect import inspect_dataset, report_markdown
+    from ptychopinn.data.io import atomic_path, load_dataset
+
+    data = load_dataset(a.data, values=a.values)
+    report = inspect_dataset(data, path=a.data)
+    sys.stdout.write(report_markdown(report))
+    if a.json:
+        with atomic_path(a.json) as tmp:
+            tmp.write_text(json.dumps(report, indent=2, default=str))
+    if a.figure:
+        from ptychopinn.viz import dataset_overview
+
+        dataset_overview(data, a.figure)
+    return 0
+
+
+def _cmd_convert(a: argparse.Namespace) -> int:
+    from ptychopinn.data.io import save_dataset
+
+    if a.format == "tike":
+        from ptychopinn.data.convert import convert_tike
+
+        data = convert_tike(a.source)
+    elif a.format == "ptychodus":
+        from ptychopinn.interop.convert import convert_ptychodus
+
+        data = convert_ptychodus(a.source, values=a.values)
+    else:  # npz: re-validate and rewrite (e.g. legacy keys, HDF5 <-> NPZ)
+        from ptychopinn.data.io import load_dataset
+
+        data = load_dataset(a.source, values=a.values)
+    save_dataset(data, a.out)
+    logger.info("wrote %s (%d patterns)", a.out, data.n_patterns)
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from ptychopinn.demo import DemoConfig, run_demo
+
+    summary = run_demo(DemoConfig(out=Path(a.out), seed=a.seed, train_minutes=a.train_minutes,
+                                  quick=a.quick))
+    sys.stdout.write(summary)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ptychopinn`` argument parser."""
+    p = argparse.ArgumentParser(prog="ptychopinn", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("simulate", help="simulate a dataset with ground truth")
+    s.add_argument("--out", required=True, type=Path, help="output .npz or .h5")
+    s.add_argument("--object", default="lines", help="lines | grf | PATH.npz | PATH.png")
+    s.add_argument("--probe", default="disk", help="disk | PATH.npz (probeGuess)")
+    s.add_argument("--scan", default="random", choices=["random", "raster", "spiral"])
+    s.add_argument("--n-positions", type=int, default=1000)
+    s.add_argument("--object-size", type=int, default=256)
+    s.add_argument("--patch-size", type=int, default=64)
+    s.add_argument("--step", type=float, default=None, help="scan step (px); overrides overlap")
+    s.add_argument("--overlap", type=float, default=0.7, help="linear overlap fraction")
+    s.add_argument("--jitter", type=float, default=0.0, help="raster jitter (px)")
+    s.add_argument("--photons", type=float, default=1e6, help="mean total counts per pattern")
+    s.add_argument("--no-noise", action="store_true", help="no Poisson noise")
+    s.add_argument("--probe-defocus", type=float, default=1.0, help="disk probe edge phase (rad)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_simulate)
+
+    s = sub.add_parser("split", help="spatial train/test split")
+    s.add_argument("data", type=Path)
+    s.add_argument("--axis", default="y", choices=["y", "x"])
+    s.add_argument("--fraction", type=float, default=0.5)
+    s.add_argument("--out-train", required=True, type=Path)
+    s.add_argument("--out-test", required=True, type=Path)
+    s.set_defaults(func=_cmd_split)
+
+    s = sub.add_parser("inspect", help="dataset report (Markdown to stdout)")
+    s.add_argument("data", type=Path)
+    s.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    s.add_argument("--figure", type=Path, default=None, help="also write an overview PNG")
+    s.add_argument("--values", choices=["amplitude", "intensity"], default=None,
+                   help="declare what the diffraction array holds")
+    s.set_defaults(func=_cmd_inspect)
+
+    s = sub.add_parser("convert", help="convert another package's data to our NPZ/HDF5")
+    s.add_argument("source", type=Path)
+    s.add_argument("--format", required=True, choices=["tike", "ptychodus", "npz"])
+    s.add_argument("--out", required=True, type=Path)
+    s.add_argument("--values", choices=["amplitude", "intensity"], default=None)
+    s.set_defaults(func=_cmd_convert)
+
+    s = sub.add_parser("demo", help="simulate, split, train, infer and compare on demo data")
+    s.add_argument("--out", required=True, type=Path)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--train-minutes", type=float, default=2.0, help="budget per model")
+    s.add_argument("--quick", action="store_true", help="tiny sizes (seconds; for tests)")
+    s.set_defaults(func=_cmd_demo)
+
+    _add_model_commands(sub)
+    return p
+
+
+def _add_model_commands(sub) -> None:
+    """train / infer / compare / iterative / study (added as they exist)."""
+    from ptychopinn import cli_model
+
+    cli_model.add_commands(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code. Errors are one line on stderr."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(message)s", stream=sys.stderr, force=True)
+    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "distributed"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(args.func(args) or 0)
+    except (PtychoInputError, ValueError, FileNotFoundError, RuntimeError) as e:
+        if args.verbose:
+            raise
+        msg = " ".join(str(e).split()) or type(e).__name__
+        sys.stderr.write(f"ptychopinn {args.command}: error: {msg}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

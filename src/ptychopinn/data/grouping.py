@@ -1,0 +1,139 @@
+"""Neighbour groups of scan positions (SPEC §4). Pure functions returning indices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ptychopinn.errors import PtychoInputError
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupingConfig:
+    """How patterns are grouped.
+
+    ``gridsize`` g gives groups of C = g² patterns: a seed plus C−1 of its ``neighbor_count``
+    nearest neighbours. ``n_groups`` (default: one per kept pattern) groups are drawn from the
+    ``n_subsample`` kept patterns (default all). Drawing more groups than patterns needs
+    ``enable_oversampling`` and ``neighbor_pool_size`` ≥ C.
+    """
+
+    gridsize: int = 2
+    neighbor_count: int = 6
+    n_groups: int | None = None
+    n_subsample: int | None = None
+    enable_oversampling: bool = False
+    neighbor_pool_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.gridsize < 1:
+            raise PtychoInputError(f"gridsize must be >= 1, got {self.gridsize}")
+        c = self.gridsize**2
+        if self.gridsize > 1 and self.neighbor_count < c - 1:
+            raise PtychoInputError(
+                f"neighbor_count ({self.neighbor_count}) must be >= C-1 = {c - 1} for "
+                f"gridsize {self.gridsize}")
+        if self.n_groups is not None and self.n_groups < 1:
+            raise PtychoInputError(f"n_groups must be >= 1, got {self.n_groups}")
+        if self.n_subsample is not None and self.n_subsample < 1:
+            raise PtychoInputError(f"n_subsample must be >= 1, got {self.n_subsample}")
+
+    @property
+    def group_size(self) -> int:
+        """C = gridsize²."""
+        return self.gridsize**2
+
+
+def _order_members(positions: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Sort each group's members by angle around the group centre (stable channel order)."""
+    if groups.shape[1] == 1:
+        return groups
+    p = positions[groups]  # (G, C, 2)
+    r = p - p.mean(axis=1, keepdims=True)
+    ang = np.arctan2(r[..., 0], r[..., 1])
+    order = np.argsort(ang, axis=1, kind="stable")
+    return np.take_along_axis(groups, order, axis=1)
+
+
+def make_groups(positions: np.ndarray, cfg: GroupingConfig,
+                rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """Draw groups of pattern indices.
+
+    Parameters
+    ----------
+    positions : ndarray (M, 2) float
+        Patch centres (row, col).
+    cfg : GroupingConfig
+    rng : Generator, int or None
+        Random source (seeded).
+
+    Returns
+    -------
+    ndarray (G, C) int64
+        Indices into ``positions``; members of a group are distinct.
+    """
+    rng = np.random.default_rng(rng)
+    m = positions.shape[0]
+    c = cfg.group_size
+    keep = np.arange(m)
+    if cfg.n_subsample is not None and cfg.n_subsample < m:
+        keep = np.sort(rng.choice(m, cfg.n_subsample, replace=False))
+    mk = keep.size
+    n_groups = cfg.n_groups if cfg.n_groups is not None else mk
+    if n_groups > mk:
+        if cfg.gridsize == 1:
+            raise PtychoInputError(
+                f"n_groups ({n_groups}) exceeds the {mk} patterns; oversampling is impossible "
+                "with gridsize 1 (each pattern is its own group)")
+        if not cfg.enable_oversampling:
+            raise PtychoInputError(
+                f"n_groups ({n_groups}) exceeds the {mk} patterns; set enable_oversampling "
+                "and neighbor_pool_size >= C to draw more groups than patterns")
+        if cfg.neighbor_pool_size is None or cfg.neighbor_pool_size < c:
+            raise PtychoInputError(
+                f"oversampling needs neighbor_pool_size >= C = {c}, got {cfg.neighbor_pool_size}")
+    if c == 1:
+        seeds = rng.choice(mk, n_groups, replace=False) if n_groups < mk else np.arange(mk)
+        return keep[seeds][:, None].astype(np.int64)
+    if mk < c:
+        raise PtychoInputError(f"only {mk} patterns; a group needs C = {c}")
+    oversample = n_groups > mk
+    k = cfg.neighbor_pool_size if oversample else cfg.neighbor_count
+    k = min(k, mk - 1)
+    tree = cKDTree(positions[keep])
+    _, nbr = tree.query(positions[keep], k=k + 1)  # (mk, k+1), column 0 = itself
+    nbr = nbr[:, 1:]
+    if oversample:
+        seeds = np.concatenate([rng.permutation(mk) for _ in range(-(-n_groups // mk))])[:n_groups]
+    else:
+        seeds = rng.choice(mk, n_groups, replace=False) if n_groups < mk else rng.permutation(mk)
+    # choose C-1 distinct neighbours per seed: random keys, take the C-1 smallest
+    keys = rng.random((seeds.size, k))
+    pick = np.argpartition(keys, c - 2, axis=1)[:, : c - 1]
+    members = np.take_along_axis(nbr[seeds], pick, axis=1)
+    groups = np.concatenate([seeds[:, None], members], axis=1)
+    return _order_members(positions, keep[groups].astype(np.int64))
+
+
+def nearest_groups(positions: np.ndarray, gridsize: int, *,
+                   seeds: np.ndarray | None = None) -> np.ndarray:
+    """Deterministic groups: each seed with its C−1 nearest neighbours (inference).
+
+    Returns (G, C) int64 with the seed's column given by :func:`seed_column`.
+    """
+    c = gridsize**2
+    seeds = np.arange(positions.shape[0]) if seeds is None else np.asarray(seeds)
+    if c == 1:
+        return seeds[:, None].astype(np.int64)
+    _, nbr = cKDTree(positions).query(positions[seeds], k=c)
+    nbr = np.asarray(nbr, dtype=np.int64).reshape(seeds.size, c)
+    nbr[:, 0] = seeds  # guard against duplicate positions
+    return _order_members(positions, nbr)
+
+
+def relative_offsets(positions: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Offsets r_i = p_i − c of each member from its group centre: (G, C, 2) float."""
+    p = positions[groups]
+    return p - p.mean(axis=1, keepdims=True)

@@ -1,0 +1,77 @@
+"""Stitching = placement (adjoint of extraction) of weighted patches ÷ placed weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ptychopinn.data.container import PtychoData
+from ptychopinn.physics.patches import place_patches
+
+
+@dataclass(frozen=True)
+class ObjectFrame:
+    """Canvas geometry: ``shape`` (H, W) and the object-frame coordinate of pixel (0, 0)."""
+
+    shape: tuple[int, int]
+    origin: tuple[float, float]
+
+
+def object_frame(data: PtychoData) -> ObjectFrame:
+    """The dataset's object frame: objectGuess's shape if present, else the scan's bounding box."""
+    if data.obj is not None:
+        return ObjectFrame(tuple(data.obj.shape), (0.0, 0.0))
+    shape = data.metadata.get("object_shape")
+    if shape is not None:
+        return ObjectFrame((int(shape[0]), int(shape[1])), (0.0, 0.0))
+    n = data.patch_size
+    lo = np.floor(data.positions.min(axis=0) - n / 2) - 1
+    hi = np.ceil(data.positions.max(axis=0) + n / 2) + 1
+    size = (hi - lo).astype(int)
+    return ObjectFrame((int(size[0]), int(size[1])), (float(lo[0]), float(lo[1])))
+
+
+class Stitcher:
+    """Accumulates Σ w·O and Σ w on a canvas, batch by batch (memory bounded by the canvas).
+
+    Parameters
+    ----------
+    frame : ObjectFrame
+    weight : Tensor (N, N) float
+        Per-patch stitching weight (e.g. normalised probe intensity).
+    """
+
+    def __init__(self, frame: ObjectFrame, weight: Tensor, *, device: torch.device | str = "cpu"):
+        self.frame = frame
+        self.weight = weight.to(device)
+        self.num = torch.zeros(frame.shape, dtype=torch.complex64, device=device)
+        self.den = torch.zeros(frame.shape, dtype=torch.float32, device=device)
+        self._origin = torch.tensor(frame.origin, dtype=torch.float64, device=device)
+
+    def add(self, patches: Tensor, positions: Tensor) -> None:
+        """Add patches (K, N, N) complex at absolute positions (K, 2) (row, col)."""
+        pos = positions.to(torch.float64) - self._origin
+        w = self.weight.expand(patches.shape[0], -1, -1)
+        self.num += place_patches(patches * w, pos, self.frame.shape)
+        self.den += place_patches(w, pos, self.frame.shape)
+
+    def result(self, *, floor: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+        """(object (H, W) complex64, coverage (H, W) float32); object is 0 where coverage is."""
+        cov = self.den
+        ok = cov > floor * cov.max().clamp_min(1e-30)
+        obj = torch.where(ok, self.num / cov.clamp_min(1e-30), torch.zeros_like(self.num))
+        cov = torch.where(ok, cov, torch.zeros_like(cov))
+        return obj.cpu().numpy().astype(np.complex64), cov.cpu().numpy().astype(np.float32)
+
+
+def stitch(patches: np.ndarray, positions: np.ndarray, frame: ObjectFrame,
+           weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One-shot stitching of (M, N, N) patches; returns (object, coverage)."""
+    n = patches.shape[-1]
+    w = torch.ones(n, n) if weight is None else torch.from_numpy(np.asarray(weight, np.float32))
+    s = Stitcher(frame, w)
+    s.add(torch.from_numpy(patches.astype(np.complex64)), torch.from_numpy(positions))
+    return s.result()

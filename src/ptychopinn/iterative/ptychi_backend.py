@@ -1,0 +1,586 @@
+"""Iterative baseline: pty-chi (LSQML, ePIE, rPIE, DM) on ptychopinn data.
+
+pty-chi is run in a **separate Python process** (``python -m ptychopinn.iterative._worker``)
+because it changes torch's process-global default dtype and device when it builds a
+reconstruction task. Inputs and outputs are exchanged as ``.npz`` files in a temporary
+directory, always read with ``allow_pickle=False``; nothing is pickled.
+
+Conventions (SPEC §2, §3) and how they are mapped onto pty-chi 2.2
+------------------------------------------------------------------
+* Positions are patch **centres** in object pixels, ``(row, col)``. A patch of even size N
+  centred at integer ``(y, x)`` covers rows ``y - N/2 … y + N/2 - 1``. pty-chi cuts the patch
+  starting at ``position + position_origin_coords - (N - 1)/2``; with
+  ``position_origin_coords = (-0.5, -0.5)`` (``SPECIFIED``) both cuts coincide and pty-chi's
+  object buffer *is* our object canvas (same pixel = same physical pixel). Non-integer
+  positions are handled by pty-chi with a Fourier sub-pixel shift of the probe.
+* Data are amplitudes with DC at ``(N/2, N/2)``; pty-chi wants intensities with DC at
+  ``(0, 0)``. We pass ``ifftshift(A**2)`` and ``fft_shift=False``.
+* Our far field uses ``fft2(..., norm="ortho")``; pty-chi's far-field propagator uses the
+  unnormalised forward FFT, i.e. ``|F_ptychi|^2 = N^2 |F_ortho|^2``. The probe handed to pty-chi
+  is therefore divided by ``N`` (``sqrt(H*W)``) and multiplied back on return.
+* Probe scale: the probe must be on the data's scale, i.e. ``|F(P O)|^2 ≈ counts`` for the
+  true object. ptychopinn normalises probes (SPEC §3), so :attr:`IterativeConfig.rescale_probe`
+  rescales the probe such that ``sum |P|^2`` equals the mean total counts per pattern,
+  which is exact (Parseval) when ``|O| ≈ 1``. The applied factor is reported in
+  :attr:`IterativeResult.probe_scale`.
+
+Known pty-chi traps handled here: its default device is the GPU (we choose the device
+explicitly, GPU only if ``torch.cuda.is_available()``); LSQML's first-epoch probe-intensity
+rescaling is always off (in epoch 0 it would update nothing but the probe power); the
+object/probe ambiguity removal is off when the probe is fixed; ``constrain_position_mean`` is
+off (it recentres positions and moves them off our canvas).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ALGORITHMS",
+    "IterativeConfig",
+    "IterativeResult",
+    "coverage_map",
+    "is_available",
+    "ptychi_forward_amplitudes",
+    "ptychi_version",
+    "run_iterative",
+]
+
+ALGORITHMS: tuple[str, ...] = ("lsqml", "epie", "rpie", "dm")
+"""Algorithms offered by :func:`run_iterative` (pty-chi reconstructors)."""
+
+_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+_NOT_INSTALLED = "pty-chi is not installed: pip install 'ptychopinn[ptychi]'"
+_PROGRESS_RE = re.compile(r"^PTYCHOPINN_PROGRESS epoch=(\d+)/(\d+) loss=(\S+)")
+_ERROR_PREFIX = "PTYCHOPINN_ERROR "
+
+
+@dataclass(frozen=True, kw_only=True)
+class IterativeConfig:
+    """Settings of an iterative (pty-chi) reconstruction.
+
+    Parameters
+    ----------
+    algorithm : {"lsqml", "epie", "rpie", "dm"}
+        pty-chi reconstructor. LSQML (least-squares maximum likelihood, Gaussian noise model)
+        is the default; ePIE/rPIE use pty-chi's default step sizes (alpha = 0.1); DM always
+        processes all positions at once (``batch_size`` is ignored).
+    epochs : int
+        Number of passes over all diffraction patterns (>= 1).
+    batch_size : int
+        Patterns per minibatch update (LSQML, ePIE, rPIE), >= 1.
+    refine_probe : bool
+        Also update the probe. When False the probe is fixed and pty-chi's object/probe
+        ambiguity removal is disabled.
+    refine_positions : bool
+        Also refine the scan positions (pty-chi gradient position correction).
+    rescale_probe : bool
+        Rescale the probe so that ``sum |P|^2`` equals the mean total counts per pattern
+        (exact for ``|O| ≈ 1``). Use this when the probe is normalised (ptychopinn's
+        convention) rather than on the data's photon scale.
+    device : {"auto", "cpu", "cuda"}
+        ``"auto"`` uses CUDA when ``torch.cuda.is_available()`` in the worker, else the CPU.
+    seed : int
+        Seed for pty-chi's minibatch shuffling (deterministic on CPU), >= 0.
+    num_threads : int or None
+        CPU threads for torch in the worker process; ``None`` leaves torch's default.
+    """
+
+    algorithm: Literal["lsqml", "epie", "rpie", "dm"] = "lsqml"
+    epochs: int = 100
+    batch_size: int = 32
+    refine_probe: bool = False
+    refine_positions: bool = False
+    rescale_probe: bool = False
+    device: str = "auto"
+    seed: int = 0
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"algorithm must be one of {', '.join(ALGORITHMS)}; got {self.algorithm!r}"
+            )
+        if not _is_int(self.epochs) or self.epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1; got {self.epochs!r}")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
+        for name in ("refine_probe", "refine_positions", "rescale_probe"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool; got {getattr(self, name)!r}")
+        if self.device not in _DEVICES:
+            raise ValueError(f"device must be one of {', '.join(_DEVICES)}; got {self.device!r}")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0; got {self.seed!r}")
+        if self.num_threads is not None and (not _is_int(self.num_threads) or self.num_threads < 1):
+            raise ValueError(
+                f"num_threads must be None or an integer >= 1; got {self.num_threads!r}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class IterativeResult:
+    """Outcome of :func:`run_iterative`.
+
+    Attributes
+    ----------
+    object : numpy.ndarray
+        (H, W) complex64 reconstructed object in the caller's object-pixel frame: pixel
+        ``(r, c)`` is the same physical pixel as position ``(r, c)``.
+    coverage : numpy.ndarray
+        (H, W) float32 summed probe intensity ``|P|^2`` over all (final) scan positions,
+        normalised to a maximum of 1; 0 where nothing was illuminated.
+    probe : numpy.ndarray
+        (N, N) complex64 probe on the data's scale (refined, or the input probe after the
+        optional rescaling).
+    positions_rc : numpy.ndarray
+        (M, 2) float64 patch centres in object pixels (refined, or the input).
+    loss_history : numpy.ndarray
+        (E,) float64 pty-chi's displayed loss per epoch (LSQML/PIE: MSE between measured and
+        predicted amplitudes; DM: the DM error).
+    wall_time_s : float
+        Seconds spent in pty-chi's reconstruction loop (excluding process start-up).
+    total_time_s : float
+        Seconds for the whole call, including worker start-up and data exchange.
+    device : str
+        Device that ran the reconstruction (``"cpu"`` or ``"cuda"``).
+    algorithm : str
+        Algorithm name (see :data:`ALGORITHMS`).
+    ptychi_version : str
+        Installed pty-chi version.
+    probe_scale : float
+        Factor applied to the input probe before reconstruction (1.0 unless
+        ``rescale_probe``).
+    """
+
+    object: np.ndarray
+    coverage: np.ndarray
+    probe: np.ndarray
+    positions_rc: np.ndarray
+    loss_history: np.ndarray
+    wall_time_s: float
+    total_time_s: float
+    device: str
+    algorithm: str
+    ptychi_version: str
+    probe_scale: float = 1.0
+
+
+def is_available() -> bool:
+    """Return whether pty-chi is installed (checked without importing it).
+
+    Returns
+    -------
+    bool
+        True when the ``ptychi`` distribution can be found.
+    """
+    return importlib.util.find_spec("ptychi") is not None
+
+
+def ptychi_version() -> str:
+    """Return the installed pty-chi version.
+
+    Raises
+    ------
+    RuntimeError
+        If pty-chi is not installed.
+    """
+    if not is_available():
+        raise RuntimeError(_NOT_INSTALLED)
+    try:
+        return importlib.metadata.version("ptychi")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def run_iterative(
+    diffraction: np.ndarray,
+    positions_rc: np.ndarray,
+    probe: np.ndarray,
+    object_shape: tuple[int, int],
+    config: IterativeConfig | None = None,
+    *,
+    initial_object: np.ndarray | None = None,
+    show_progress: bool = False,
+) -> IterativeResult:
+    """Reconstruct an object with pty-chi from measured diffraction amplitudes.
+
+    Parameters
+    ----------
+    diffraction : numpy.ndarray
+        (M, N, N) float32 measured amplitudes ``sqrt(counts)`` (photon units), DC at
+        pixel ``(N/2, N/2)``. N must be even.
+    positions_rc : numpy.ndarray
+        (M, 2) float64 patch centres ``(row, col)`` in object pixels; every centre must lie
+        on the ``object_shape`` canvas.
+    probe : numpy.ndarray
+        (N, N) complex64 probe on the object pixel grid, on the data's scale
+        (``|fftshift(fft2(P*O, norm="ortho"))|^2 ≈ counts``) unless
+        ``config.rescale_probe`` is set.
+    object_shape : tuple of int
+        (H, W) object canvas in pixels; positions are given in this frame.
+    config : IterativeConfig, optional
+        Algorithm settings; defaults to ``IterativeConfig()`` (LSQML, 100 epochs).
+    initial_object : numpy.ndarray, optional
+        (H, W) complex initial object; default all ones (free space).
+    show_progress : bool
+        Show a progress bar (stderr) and log a line every few epochs at INFO level;
+        otherwise progress goes to DEBUG.
+
+    Returns
+    -------
+    IterativeResult
+        Reconstructed object (our frame), coverage, probe, positions, losses and timing.
+
+    Raises
+    ------
+    ValueError
+        On inconsistent or invalid inputs (one line naming the argument).
+    RuntimeError
+        If pty-chi is not installed or the worker process fails.
+    """
+    t_start = time.perf_counter()
+    config = IterativeConfig() if config is None else config
+    if not isinstance(config, IterativeConfig):
+        raise ValueError(f"config must be an IterativeConfig; got {type(config).__name__}")
+    if not is_available():
+        raise RuntimeError(_NOT_INSTALLED)
+    version = ptychi_version()
+
+    amplitudes, positions, probe_arr, shape = _validate_inputs(
+        diffraction, positions_rc, probe, object_shape
+    )
+    if initial_object is None:
+        obj0 = np.ones(shape, dtype=np.complex64)
+    else:
+        obj0 = np.asarray(initial_object)
+        if obj0.shape != shape:
+            raise ValueError(
+                f"initial_object must have shape object_shape={shape}; got {obj0.shape}"
+            )
+        if not np.all(np.isfinite(obj0)):
+            raise ValueError("initial_object contains NaN or Inf")
+        obj0 = obj0.astype(np.complex64)
+
+    counts = np.square(amplitudes, dtype=np.float32)
+    probe_scale = 1.0
+    if config.rescale_probe:
+        probe_scale = _probe_rescale_factor(counts, probe_arr)
+        probe_arr = (probe_arr * np.float32(probe_scale)).astype(np.complex64)
+        logger.info("Probe rescaled by %.6g to the mean total counts per pattern", probe_scale)
+
+    worker_cfg = asdict(config)
+    worker_cfg["mode"] = "reconstruct"
+    with tempfile.TemporaryDirectory(prefix="ptychopinn_ptychi_") as tmp:
+        in_path = Path(tmp) / "inputs.npz"
+        out_path = Path(tmp) / "outputs.npz"
+        np.savez(
+            in_path,
+            counts=counts,
+            positions_rc=positions,
+            probe=probe_arr,
+            object=obj0,
+            config_json=np.array(json.dumps(worker_cfg)),
+        )
+        _run_worker(in_path, out_path, config, show_progress=show_progress)
+        with np.load(out_path, allow_pickle=False) as out:
+            obj = out["object"].astype(np.complex64)
+            probe_out = out["probe"].astype(np.complex64)
+            positions_out = out["positions_rc"].astype(np.float64)
+            losses = out["loss_history"].astype(np.float64)
+            wall = float(out["wall_time_s"])
+            device = str(out["device"])
+
+    coverage = coverage_map(positions_out, probe_out, shape)
+    total = time.perf_counter() - t_start
+    logger.info(
+        "pty-chi %s %s: %d epochs on %s in %.2f s (total %.2f s), final loss %.4g",
+        version,
+        config.algorithm,
+        losses.size,
+        device,
+        wall,
+        total,
+        losses[-1] if losses.size else float("nan"),
+    )
+    return IterativeResult(
+        object=obj,
+        coverage=coverage,
+        probe=probe_out,
+        positions_rc=positions_out,
+        loss_history=losses,
+        wall_time_s=wall,
+        total_time_s=total,
+        device=device,
+        algorithm=config.algorithm,
+        ptychi_version=version,
+        probe_scale=float(probe_scale),
+    )
+
+
+def ptychi_forward_amplitudes(
+    obj: np.ndarray,
+    probe: np.ndarray,
+    positions_rc: np.ndarray,
+    *,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Predict diffraction amplitudes with pty-chi's own forward model.
+
+    The object, probe and positions go through exactly the conversions used by
+    :func:`run_iterative` (probe FFT scaling, position origin, DC shift), so agreement with
+    :mod:`ptychopinn`'s forward model proves that both describe the same physics on the same
+    pixels.
+
+    Parameters
+    ----------
+    obj : numpy.ndarray
+        (H, W) complex object in our object-pixel frame.
+    probe : numpy.ndarray
+        (N, N) complex probe, N even.
+    positions_rc : numpy.ndarray
+        (M, 2) patch centres ``(row, col)`` in object pixels.
+    device : {"auto", "cpu", "cuda"}
+        Device for the worker.
+
+    Returns
+    -------
+    numpy.ndarray
+        (M, N, N) float32 amplitudes ``|fftshift(fft2(P*O_patch, norm="ortho"))|``, DC at
+        ``(N/2, N/2)``.
+    """
+    if not is_available():
+        raise RuntimeError(_NOT_INSTALLED)
+    obj_arr = np.asarray(obj)
+    if obj_arr.ndim != 2:
+        raise ValueError(f"obj must be a 2-D (H, W) array; got shape {obj_arr.shape}")
+    probe_arr = np.asarray(probe)
+    n = probe_arr.shape[-1] if probe_arr.ndim == 2 else 0
+    dummy = np.zeros((np.asarray(positions_rc).shape[0], n, n), dtype=np.float32)
+    _, positions, probe_arr, shape = _validate_inputs(dummy, positions_rc, probe_arr, obj_arr.shape)
+    config = IterativeConfig(device=device, epochs=1)
+    worker_cfg = asdict(config)
+    worker_cfg["mode"] = "forward"
+    with tempfile.TemporaryDirectory(prefix="ptychopinn_ptychi_") as tmp:
+        in_path = Path(tmp) / "inputs.npz"
+        out_path = Path(tmp) / "outputs.npz"
+        np.savez(
+            in_path,
+            counts=dummy,
+            positions_rc=positions,
+            probe=probe_arr,
+            object=obj_arr.astype(np.complex64),
+            config_json=np.array(json.dumps(worker_cfg)),
+        )
+        _run_worker(in_path, out_path, config, show_progress=False)
+        with np.load(out_path, allow_pickle=False) as out:
+            return out["amplitudes"].astype(np.float32)
+
+
+def coverage_map(
+    positions_rc: np.ndarray, probe: np.ndarray, object_shape: tuple[int, int]
+) -> np.ndarray:
+    """Summed probe illumination ``|P|^2`` over all scan positions, normalised to max 1.
+
+    Sub-pixel positions are splatted bilinearly (consistent with the patch convention:
+    the patch centred at ``p`` starts at ``p - N/2``). Parts of patches off the canvas are
+    dropped.
+
+    Parameters
+    ----------
+    positions_rc : numpy.ndarray
+        (M, 2) patch centres ``(row, col)`` in object pixels.
+    probe : numpy.ndarray
+        (N, N) complex probe.
+    object_shape : tuple of int
+        (H, W) canvas.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) float32 coverage in [0, 1]; 0 where unilluminated.
+    """
+    h, w = (int(s) for s in object_shape)
+    pos = np.asarray(positions_rc, dtype=np.float64).reshape(-1, 2)
+    intensity = np.abs(np.asarray(probe)) ** 2
+    nr, nc = intensity.shape
+    start = pos - np.array([nr // 2, nc // 2], dtype=np.float64)
+    base = np.floor(start)
+    frac = start - base
+    base = base.astype(np.int64)
+    rr = np.arange(nr)[None, :, None]
+    cc = np.arange(nc)[None, None, :]
+    acc = np.zeros(h * w, dtype=np.float64)
+    for dr in (0, 1):
+        wr = frac[:, 0] if dr else 1.0 - frac[:, 0]
+        for dc in (0, 1):
+            wc = frac[:, 1] if dc else 1.0 - frac[:, 1]
+            weight = (wr * wc)[:, None, None] * intensity[None]
+            rows = base[:, 0, None, None] + dr + rr
+            cols = base[:, 1, None, None] + dc + cc
+            rows, cols = np.broadcast_arrays(rows, cols)
+            inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+            acc += np.bincount(
+                (rows[inside] * w + cols[inside]).ravel(),
+                weights=weight[inside].ravel(),
+                minlength=h * w,
+            )
+    cov = acc.reshape(h, w)
+    peak = cov.max(initial=0.0)
+    if peak > 0:
+        cov = cov / peak
+    return cov.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# internals
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _probe_rescale_factor(counts: np.ndarray, probe: np.ndarray) -> float:
+    """Amplitude factor s with ``s^2 sum|P|^2 = mean total counts`` (Parseval, |O| = 1)."""
+    mean_total = float(np.mean(np.sum(counts, axis=(-2, -1), dtype=np.float64)))
+    probe_energy = float(np.sum(np.abs(probe.astype(np.complex128)) ** 2))
+    if probe_energy <= 0 or not math.isfinite(probe_energy):
+        raise ValueError("probe has zero energy; cannot rescale it to the data")
+    if mean_total <= 0:
+        raise ValueError("diffraction has zero total counts; cannot rescale the probe")
+    return math.sqrt(mean_total / probe_energy)
+
+
+def _validate_inputs(
+    diffraction: np.ndarray,
+    positions_rc: np.ndarray,
+    probe: np.ndarray,
+    object_shape: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    diff = np.asarray(diffraction)
+    if diff.ndim != 3 or diff.shape[1] != diff.shape[2]:
+        raise ValueError(f"diffraction must have shape (M, N, N); got {diff.shape}")
+    if np.iscomplexobj(diff) or not np.issubdtype(diff.dtype, np.number):
+        raise ValueError(f"diffraction must be real amplitudes; got dtype {diff.dtype}")
+    m, n, _ = diff.shape
+    if m < 1:
+        raise ValueError("diffraction must contain at least one pattern")
+    if n % 2:
+        raise ValueError(f"pattern size N must be even; got N={n}")
+    amplitudes = diff.astype(np.float32)
+    if not np.all(np.isfinite(amplitudes)):
+        raise ValueError("diffraction contains NaN or Inf")
+    if np.any(amplitudes < 0):
+        raise ValueError("diffraction contains negative amplitudes (expected sqrt(counts))")
+
+    pos = np.asarray(positions_rc)
+    if pos.shape != (m, 2):
+        raise ValueError(f"positions_rc must have shape (M, 2)=({m}, 2); got {pos.shape}")
+    pos = pos.astype(np.float64)
+    if not np.all(np.isfinite(pos)):
+        raise ValueError("positions_rc contains NaN or Inf")
+
+    prb = np.asarray(probe)
+    if prb.shape != (n, n):
+        raise ValueError(f"probe must have the pattern shape ({n}, {n}); got {prb.shape}")
+    prb = prb.astype(np.complex64)
+    if not np.all(np.isfinite(prb)):
+        raise ValueError("probe contains NaN or Inf")
+
+    shape_t = tuple(int(s) for s in object_shape)
+    if len(shape_t) != 2 or min(shape_t) < 1:
+        raise ValueError(f"object_shape must be (H, W) with positive sizes; got {object_shape}")
+    h, w = shape_t
+    outside = (pos[:, 0] < 0) | (pos[:, 0] > h - 1) | (pos[:, 1] < 0) | (pos[:, 1] > w - 1)
+    if np.any(outside):
+        raise ValueError(
+            f"{int(outside.sum())} position(s) lie outside the object canvas {shape_t} "
+            "(positions are patch centres in object pixels, (row, col))"
+        )
+    return amplitudes, pos, prb, (h, w)
+
+
+def _worker_env(config: IterativeConfig) -> dict[str, str]:
+    env = dict(os.environ)
+    # Make the worker importable from a source checkout too (src layout).
+    src_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH", "")) if p)
+    if config.num_threads is not None:
+        env["OMP_NUM_THREADS"] = str(config.num_threads)
+        env["MKL_NUM_THREADS"] = str(config.num_threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _run_worker(
+    in_path: Path, out_path: Path, config: IterativeConfig, *, show_progress: bool
+) -> None:
+    """Run the pty-chi worker, forwarding its stderr to logging (and a progress bar)."""
+    cmd = [sys.executable, "-m", "ptychopinn.iterative._worker", str(in_path), str(out_path)]
+    logger.debug("Starting pty-chi worker: %s", " ".join(cmd))
+    tail: deque[str] = deque(maxlen=20)
+    error_line: str | None = None
+    bar = None  # created at the first epoch so worker start-up does not skew the rate
+    log_every = max(1, config.epochs // 10)
+    level = logging.INFO if show_progress else logging.DEBUG
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_worker_env(config),
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+    )
+    try:
+        for raw in proc.stderr or ():
+            line = raw.rstrip("\n")
+            match = _PROGRESS_RE.match(line)
+            if match:
+                epoch, total, loss = int(match[1]), int(match[2]), match[3]
+                if show_progress and bar is None:
+                    from tqdm.auto import tqdm
+
+                    bar = tqdm(total=total, desc=f"pty-chi {config.algorithm}", unit="epoch")
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=loss)
+                if epoch % log_every == 0 or epoch == total:
+                    name = config.algorithm
+                    logger.log(level, "pty-chi %s epoch %d/%d loss %s", name, epoch, total, loss)
+                continue
+            if line.startswith(_ERROR_PREFIX):
+                error_line = line[len(_ERROR_PREFIX) :]
+                continue
+            if line.strip():
+                tail.append(line)
+                logger.debug("[pty-chi worker] %s", line)
+        returncode = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if bar is not None:
+            bar.close()
+    if returncode != 0 or not out_path.exists():
+        detail = error_line or (tail[-1] if tail else f"exit code {returncode}")
+        raise RuntimeError(f"pty-chi worker failed: {detail}")

@@ -1,0 +1,200 @@
+"""The PtychoPINN network: diffraction amplitudes of a group -> complex object patches.
+
+Plain ``nn.Module``s (no Lightning, no I/O). Shapes: B groups, C = gridsize² members, N pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ptychopinn.physics.forward import PtychoForward
+from ptychopinn.physics.merge import merge_and_recut
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Network and physics options.
+
+    ``n`` patch size (pixels, a power of two ≥ 16); ``gridsize`` (C = gridsize²);
+    ``n_filters_scale`` scales the base width of 16 filters; ``object_big`` merges the C
+    patches per group; ``pad_object`` predicts the central N/2 region with the main decoder and
+    the border with a small branch.
+    """
+
+    kind: Literal["pinn", "baseline"] = "pinn"
+    n: int = 64
+    gridsize: int = 2
+    n_filters_scale: float = 1.0
+    amp_activation: Literal["sigmoid", "softplus", "exp"] = "sigmoid"
+    object_big: bool = True
+    pad_object: bool = True
+    probe_trainable: bool = False
+    learn_scale: bool = True
+    loss: Literal["poisson", "mae"] = "poisson"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("pinn", "baseline"):
+            raise ValueError(f"model kind must be 'pinn' or 'baseline', got {self.kind!r}")
+        if self.n < 16 or self.n & (self.n - 1):
+            raise ValueError(f"n must be a power of two >= 16, got {self.n}")
+        if self.gridsize < 1:
+            raise ValueError(f"gridsize must be >= 1, got {self.gridsize}")
+        if self.kind == "baseline" and self.gridsize != 1:
+            raise ValueError("the supervised baseline uses gridsize 1")
+        if self.n_filters_scale <= 0:
+            raise ValueError(f"n_filters_scale must be > 0, got {self.n_filters_scale}")
+        if self.amp_activation not in ("sigmoid", "softplus", "exp"):
+            raise ValueError(f"unknown amp_activation {self.amp_activation!r}")
+        if self.loss not in ("poisson", "mae"):
+            raise ValueError(f"loss must be 'poisson' or 'mae', got {self.loss!r}")
+
+    @property
+    def channels(self) -> int:
+        """C = gridsize²."""
+        return self.gridsize**2
+
+    @property
+    def n_stages(self) -> int:
+        """Encoder stages: 3 for N = 64, one more per doubling."""
+        return int(math.log2(self.n)) - 3
+
+    def widths(self) -> list[int]:
+        """Filters per encoder stage."""
+        base = max(4, int(round(16 * self.n_filters_scale)))
+        return [base * 2**k for k in range(self.n_stages)]
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True),
+    )
+
+
+class Encoder(nn.Module):
+    """conv-conv-pool stages: (B, C, N, N) -> (B, F, N/2^s, N/2^s)."""
+
+    def __init__(self, cin: int, widths: list[int]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for w in widths:
+            layers += [_block(cin, w), nn.MaxPool2d(2)]
+            cin = w
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """Upsampling decoder to (B, C, N/2, N/2) (centre) plus a border branch to (B, C, N, N)."""
+
+    def __init__(self, widths: list[int], cout: int, *, pad_object: bool):
+        super().__init__()
+        self.pad_object = pad_object
+        rev = widths[::-1]
+        n_up = len(widths) - (1 if pad_object else 0)  # to N/2 or to N
+        layers: list[nn.Module] = []
+        cin = rev[0]
+        for k in range(n_up):
+            w = rev[min(k + 1, len(rev) - 1)]
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), _block(cin, w)]
+            cin = w
+        self.main = nn.Sequential(*layers)
+        self.head = nn.Conv2d(cin, cout, 3, padding=1)
+        if pad_object:
+            bw = max(4, widths[0] // 2)
+            self.border = nn.Sequential(
+                nn.Conv2d(rev[0], bw, 1), nn.ReLU(inplace=True),
+                nn.Upsample(scale_factor=2 ** len(widths), mode="bilinear", align_corners=False),
+                nn.Conv2d(bw, bw, 3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(bw, cout, 3, padding=1),
+            )
+        for m in (self.head, *(self.border[-1:] if pad_object else [])):
+            nn.init.normal_(m.weight, std=1e-3)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, z: Tensor) -> Tensor:
+        centre = self.head(self.main(z))  # (B, C, N/2, N/2) or (B, C, N, N)
+        if not self.pad_object:
+            return centre
+        full = self.border(z)  # (B, C, N, N)
+        n = full.shape[-1]
+        q = n // 4
+        return torch.cat([
+            full[..., :q, :],
+            torch.cat([full[..., q : n - q, :q], centre, full[..., q : n - q, n - q :]], -1),
+            full[..., n - q :, :],
+        ], -2)
+
+
+class ObjectNet(nn.Module):
+    """Encoder + amplitude and phase decoders: amplitudes (B, C, N, N) -> patches complex."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.widths()
+        c = cfg.channels
+        self.encoder = Encoder(c, w)
+        self.amp = Decoder(w, c, pad_object=cfg.pad_object)
+        self.phase = Decoder(w, c, pad_object=cfg.pad_object)
+        if cfg.amp_activation == "sigmoid":  # start near amplitude 0.8
+            self.amp.head.bias.data.fill_(math.log(4.0))
+
+    def amplitude_phase(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, C, N, N) normalised amplitudes -> amplitude, phase (B, C, N, N) float."""
+        z = self.encoder(x)
+        a = self.amp(z)
+        act = self.cfg.amp_activation
+        amp = torch.sigmoid(a) if act == "sigmoid" else (
+            nn.functional.softplus(a) if act == "softplus" else torch.exp(a))
+        phase = math.pi * torch.tanh(self.phase(z))
+        return amp, phase
+
+    def forward(self, x: Tensor) -> Tensor:
+        amp, phase = self.amplitude_phase(x)
+        return torch.polar(amp, phase)
+
+
+class PINN(nn.Module):
+    """Network + per-group merge + physics.
+
+    Parameters
+    ----------
+    cfg : ModelConfig
+    probe : Tensor (N, N) complex
+        Normalised probe (total power (N/2)²).
+    input_scale : float
+        Multiplies measured amplitudes so the mean total energy per pattern is (N/2)².
+    intensity_scale : float
+        Initial s (model amplitude -> sqrt(counts)).
+    """
+
+    def __init__(self, cfg: ModelConfig, probe: Tensor, *, input_scale: float,
+                 intensity_scale: float):
+        super().__init__()
+        self.cfg = cfg
+        self.net = ObjectNet(cfg)
+        self.physics = PtychoForward(probe, intensity_scale, learn_scale=cfg.learn_scale,
+                                     probe_trainable=cfg.probe_trainable)
+        self.register_buffer("input_scale", torch.tensor(float(input_scale)))
+
+    def predict_patches(self, amplitude: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw and (for object_big) merged patches, both (B, C, N, N) complex.
+
+        ``amplitude`` is in sqrt(counts) (un-normalised); ``offsets`` (B, C, 2).
+        """
+        raw = self.net(amplitude * self.input_scale)
+        merged = merge_and_recut(raw, offsets) if self.cfg.object_big else raw
+        return raw, merged
+
+    def forward(self, amplitude: Tensor, offsets: Tensor) -> dict[str, Tensor]:
+        """Patches and predicted amplitudes sqrt(counts), all (B, C, N, N)."""
+        raw, merged = self.predict_patches(amplitude, offsets)
+        return {"raw": raw, "patches": merged, "pred_amplitude": self.physics.amplitude(merged)}

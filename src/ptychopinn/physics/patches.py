@@ -1,0 +1,164 @@
+"""Sub-pixel patch extraction and placement (an adjoint pair).
+
+Convention (SPEC §3): a patch of even size ``N`` centred at integer position ``(y, x)`` covers
+object rows ``y - N/2 … y + N/2 - 1`` and columns ``x - N/2 … x + N/2 - 1``; its centre is array
+index ``N/2``. Non-integer positions interpolate bilinearly. Pixels outside the object read as 0
+(extraction) and are dropped (placement), so the two operators stay exact adjoints.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _bilinear_indices(
+    positions: Tensor, n: int, shape: tuple[int, int]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Flat indices, validity mask and bilinear weights of the (N+1, N+1) integer support.
+
+    Parameters
+    ----------
+    positions : Tensor of shape (K, 2), float
+        Patch centres (row, col) in object pixels.
+    n : int
+        Patch size N.
+    shape : (H, W)
+        Object shape.
+
+    Returns
+    -------
+    flat : Tensor (K, N+1, N+1) int64
+        Flat object index of each support pixel (clamped to a valid index).
+    valid : Tensor (K, N+1, N+1) bool
+        Whether the support pixel lies inside the object.
+    frac : Tensor (K, 2)
+        Fractional parts (fy, fx) in [0, 1).
+    """
+    h, w = shape
+    pos = positions.to(torch.float64)
+    base = torch.floor(pos)
+    frac = pos - base
+    start = base.to(torch.int64) - n // 2  # (K, 2) top-left integer corner
+    ar = torch.arange(n + 1, device=positions.device)
+    rows = start[:, 0, None] + ar[None, :]  # (K, N+1)
+    cols = start[:, 1, None] + ar[None, :]
+    vr = (rows >= 0) & (rows < h)
+    vc = (cols >= 0) & (cols < w)
+    valid = vr[:, :, None] & vc[:, None, :]
+    flat = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]
+    return flat, valid, frac
+
+
+def _weights(frac: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Bilinear weights (K, 1, 1) for the 4 integer shifts (00, 01, 10, 11)."""
+    rdtype = torch.float64 if dtype in (torch.float64, torch.complex128) else torch.float32
+    fy = frac[:, 0].to(rdtype)[:, None, None]
+    fx = frac[:, 1].to(rdtype)[:, None, None]
+    return (1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx
+
+
+def extract_patches(obj: Tensor, positions: Tensor, n: int) -> Tensor:
+    """Cut N×N patches centred at ``positions`` out of ``obj``.
+
+    Parameters
+    ----------
+    obj : Tensor of shape (H, W) or (B, H, W), real or complex
+        Object. With a batch dimension, ``positions`` must be (B, K, 2) and each batch item is
+        cut from its own object.
+    positions : Tensor of shape (K, 2) or (B, K, 2), float
+        Patch centres (row, col) in object pixels.
+    n : int
+        Patch size N (even).
+
+    Returns
+    -------
+    Tensor of shape (K, N, N) or (B, K, N, N)
+        The patches, same dtype as ``obj``.
+
+    Examples
+    --------
+    >>> o = torch.arange(16.0).reshape(4, 4)
+    >>> extract_patches(o, torch.tensor([[2.0, 2.0]]), 2)[0]
+    tensor([[ 5.,  6.],
+            [ 9., 10.]])
+    """
+    if obj.ndim == 3:
+        b, h, w = obj.shape
+        bsz, k, _ = positions.shape
+        offs = torch.arange(b, device=obj.device).repeat_interleave(k) * (h * w)
+        flat, valid, frac = _bilinear_indices(positions.reshape(-1, 2), n, (h, w))
+        flat = flat + offs[:, None, None]
+        return _gather(obj.reshape(-1), flat, valid, frac, n).reshape(b, k, n, n)
+    h, w = obj.shape
+    flat, valid, frac = _bilinear_indices(positions, n, (h, w))
+    return _gather(obj.reshape(-1), flat, valid, frac, n)
+
+
+def _gather(flat_obj: Tensor, flat: Tensor, valid: Tensor, frac: Tensor, n: int) -> Tensor:
+    support = flat_obj[flat] * valid.to(flat_obj.dtype)  # (K, N+1, N+1)
+    w00, w01, w10, w11 = _weights(frac, flat_obj.dtype)
+    return (
+        w00 * support[:, :n, :n]
+        + w01 * support[:, :n, 1:]
+        + w10 * support[:, 1:, :n]
+        + w11 * support[:, 1:, 1:]
+    )
+
+
+def place_patches(patches: Tensor, positions: Tensor, shape: tuple[int, int]) -> Tensor:
+    """Add N×N patches into a canvas at ``positions``: the adjoint of :func:`extract_patches`.
+
+    Parameters
+    ----------
+    patches : Tensor of shape (K, N, N) or (B, K, N, N)
+        Patch values.
+    positions : Tensor of shape (K, 2) or (B, K, 2), float
+        Patch centres (row, col).
+    shape : (H, W)
+        Canvas shape.
+
+    Returns
+    -------
+    Tensor of shape (H, W) or (B, H, W)
+        Summed contributions (no normalisation; divide by the placed weights to stitch).
+    """
+    h, w = shape
+    if patches.ndim == 4:
+        b, k, n, _ = patches.shape
+        offs = torch.arange(b, device=patches.device).repeat_interleave(k) * (h * w)
+        flat, valid, frac = _bilinear_indices(positions.reshape(-1, 2), n, (h, w))
+        flat = flat + offs[:, None, None]
+        out = _scatter(patches.reshape(-1, n, n), flat, valid, frac, b * h * w)
+        return out.reshape(b, h, w)
+    n = patches.shape[-1]
+    flat, valid, frac = _bilinear_indices(positions, n, (h, w))
+    return _scatter(patches, flat, valid, frac, h * w).reshape(h, w)
+
+
+def _scatter(patches: Tensor, flat: Tensor, valid: Tensor, frac: Tensor, size: int) -> Tensor:
+    k, n, _ = patches.shape
+    w00, w01, w10, w11 = _weights(frac, patches.dtype)
+    support = patches.new_zeros((k, n + 1, n + 1))
+    support[:, :n, :n] += w00 * patches
+    support[:, :n, 1:] += w01 * patches
+    support[:, 1:, :n] += w10 * patches
+    support[:, 1:, 1:] += w11 * patches
+    support = support * valid.to(support.dtype)
+    out = patches.new_zeros(size)
+    return out.index_add(0, flat.reshape(-1), support.reshape(-1))
+
+
+def shift_image(img: Tensor, t: Tensor | tuple[float, float]) -> Tensor:
+    """Move image content by +t = (drow, dcol) pixels with a Fourier phase ramp (periodic).
+
+    Exact for integer ``t`` (a circular roll). Parameters: img (…, H, W) real or complex.
+    """
+    t = torch.as_tensor(t, dtype=torch.float64)
+    h, w = img.shape[-2:]
+    fy = torch.fft.fftfreq(h, dtype=torch.float64, device=img.device)
+    fx = torch.fft.fftfreq(w, dtype=torch.float64, device=img.device)
+    ramp = torch.exp(-2j * torch.pi * (fy[:, None] * t[0] + fx[None, :] * t[1]))
+    cdtype = torch.complex128 if img.dtype in (torch.float64, torch.complex128) else torch.complex64
+    out = torch.fft.ifft2(torch.fft.fft2(img.to(cdtype)) * ramp.to(cdtype))
+    return out if img.is_complex() else out.real.to(img.dtype)

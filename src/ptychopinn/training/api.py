@@ -1,0 +1,214 @@
+"""``train``: the Python entry point for training (the CLI only parses and calls it)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ptychopinn.config import RunConfig, save_config
+from ptychopinn.data.container import PtychoData
+from ptychopinn.data.grouping import make_groups
+from ptychopinn.data.io import atomic_path, load_dataset
+from ptychopinn.errors import PtychoInputError
+from ptychopinn.models.pinn import PINN
+from ptychopinn.physics.patches import extract_patches
+from ptychopinn.physics.probe import normalize_probe
+from ptychopinn.training.bundle import save_bundle
+from ptychopinn.training.datamodule import GroupDataset
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run produced."""
+
+    run_dir: Path
+    bundle_path: Path
+    epochs_completed: int
+    train_seconds: float
+    patterns_per_second: float
+    device: str
+    final_loss: float | None
+
+
+def _with_labels(data: PtychoData) -> PtychoData:
+    """Ensure ground-truth patches exist (cut from objectGuess when needed) or refuse."""
+    if data.ground_truth_patches is not None:
+        return data
+    if data.obj is None:
+        raise PtychoInputError("no labels (ground_truth_patches or objectGuess); the supervised "
+                               "baseline needs them", path=data.source)
+    from dataclasses import replace
+
+    with torch.no_grad():
+        gt = extract_patches(torch.from_numpy(data.obj), torch.from_numpy(data.positions),
+                             data.patch_size).numpy()
+    return replace(data, ground_truth_patches=gt)
+
+
+def build_model(cfg: RunConfig, data: PtychoData) -> tuple[PINN, dict[str, float]]:
+    """Model with normalisation constants derived from the training data."""
+    n = data.patch_size
+    if cfg.model.n != n:
+        raise PtychoInputError(f"model n={cfg.model.n} but patterns are {n}x{n}; set model.n",
+                               path=data.source)
+    mean_counts = data.mean_total_counts()
+    if not mean_counts > 0:
+        raise PtychoInputError("all patterns are empty (zero counts)", path=data.source)
+    probe_n, f = normalize_probe(data.probe)
+    consts = {
+        "mean_total_counts": mean_counts,
+        "input_scale": (n / 2) / float(np.sqrt(mean_counts)),
+        "intensity_scale_init": float(np.sqrt(mean_counts)) / (n / 2),
+        "probe_norm_factor": f,
+    }
+    model = PINN(cfg.model, torch.from_numpy(probe_n), input_scale=consts["input_scale"],
+                 intensity_scale=consts["intensity_scale_init"])
+    return model, consts
+
+
+def _resolve_accelerator(name: str) -> str:
+    if name == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
+          resume: bool = False) -> TrainResult:
+    """Train a model and write ``out_dir/{model.zip, config.yaml, metrics.csv, summary.json}``.
+
+    Parameters
+    ----------
+    data : PtychoData or path
+        Training dataset.
+    out_dir : path
+        Run directory. Holds ``checkpoints/last.ckpt`` (each epoch) for ``resume``.
+    cfg : RunConfig
+    resume : bool
+        Continue from ``out_dir/checkpoints/last.ckpt``.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from ptychopinn.training.checkpoint_io import SafeCheckpointIO
+    from ptychopinn.training.module import ReconModule
+
+    out_dir = Path(out_dir)
+    ckpt = out_dir / "checkpoints" / "last.ckpt"
+    if ckpt.exists() and not resume:
+        raise PtychoInputError("already holds a training run; pass --resume to continue it or "
+                               "choose another --out", path=out_dir)
+    if resume and not ckpt.exists():
+        logger.warning("no checkpoint in %s; starting a new run", out_dir)
+    data_path = None
+    if not isinstance(data, PtychoData):
+        data_path = Path(data)
+        data = load_dataset(data_path)
+    if data.is_lazy:
+        data = data.subset(np.arange(data.n_patterns))  # training sets are read into memory
+    if cfg.model.kind == "baseline":
+        data = _with_labels(data)
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    rng = np.random.default_rng(cfg.train.seed)
+    groups = make_groups(data.positions, cfg.grouping, rng)
+    n_val = int(round(cfg.train.val_fraction * len(groups))) if len(groups) >= 40 else 0
+    perm = rng.permutation(len(groups))
+    val_groups, train_groups = groups[perm[:n_val]], groups[perm[n_val:]]
+    labels = cfg.model.kind == "baseline"
+    train_ds = GroupDataset(data, train_groups, with_labels=labels)
+    gen = torch.Generator().manual_seed(cfg.train.seed)
+    train_dl = DataLoader(train_ds, batch_size=cfg.train.batch_size, shuffle=True,
+                          generator=gen, num_workers=cfg.train.num_workers, drop_last=False)
+    val_dl = (DataLoader(GroupDataset(data, val_groups, with_labels=labels),
+                         batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers)
+              if n_val else None)
+    model, consts = build_model(cfg, data)
+    hparams = {**cfg.to_dict(), "normalisation": consts}
+    module = ReconModule(model, learning_rate=cfg.train.learning_rate, hparams=hparams)
+    accelerator = _resolve_accelerator(cfg.train.accelerator)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out_dir / "config.yaml")
+    trainer = L.Trainer(
+        max_epochs=cfg.train.epochs,
+        max_time=None if cfg.train.max_minutes is None else {"minutes": cfg.train.max_minutes},
+        accelerator=accelerator,
+        devices=cfg.train.devices,
+        strategy=cfg.train.strategy,
+        default_root_dir=out_dir,
+        logger=CSVLogger(out_dir, name="logs", version=""),
+        callbacks=[ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True,
+                                   save_top_k=0, every_n_epochs=1)],
+        plugins=[SafeCheckpointIO()],
+        enable_progress_bar=cfg.train.show_progress,
+        enable_model_summary=False,
+        log_every_n_steps=max(1, min(50, len(train_dl) // 2)),
+        deterministic=accelerator == "cpu",
+        num_sanity_val_steps=0,
+    )
+    t0 = time.perf_counter()
+    start_epoch = 0
+    if resume and ckpt.exists():
+        from ptychopinn.training.checkpoint_io import load_state
+
+        start_epoch = int(load_state(ckpt).get("epoch", 0)) + 1
+        logger.info("resuming %s from epoch %d", out_dir, start_epoch)
+    trainer.fit(module, train_dl, val_dl, ckpt_path=str(ckpt) if resume and ckpt.exists()
+                else None)
+    seconds = time.perf_counter() - t0
+    epochs_done = int(trainer.current_epoch)
+    n_patterns = (epochs_done - start_epoch) * len(train_ds) * cfg.model.channels
+    result_loss = trainer.callback_metrics.get("train/loss")
+    if trainer.global_rank != 0:
+        return TrainResult(out_dir, out_dir / "model.zip", epochs_done, seconds, 0.0,
+                           accelerator, None)
+    module.model.to("cpu")
+    extra: dict[str, Any] = {
+        "grouping_config": cfg.to_dict()["grouping"],
+        "train_config": cfg.to_dict()["train"],
+        "normalisation_constants": consts,
+        "training_data": {"path": str(data_path or data.source),
+                          "sha256": _sha(data_path),
+                          "n_patterns": data.n_patterns},
+    }
+    bundle_path = save_bundle(module.model, out_dir / "model.zip", extra=extra)
+    metrics_src = out_dir / "logs" / "metrics.csv"
+    if metrics_src.exists():
+        with atomic_path(out_dir / "metrics.csv") as tmp:
+            shutil.copyfile(metrics_src, tmp)
+    summary = {
+        "epochs_completed": epochs_done,
+        "resumed_from_epoch": start_epoch,
+        "train_seconds": seconds,
+        "patterns_per_second": n_patterns / seconds if seconds > 0 else 0.0,
+        "groups": len(groups),
+        "device": accelerator,
+        "final_train_loss": None if result_loss is None else float(result_loss),
+        "intensity_scale": float(module.model.physics.scale),
+        **consts,
+    }
+    with atomic_path(out_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    logger.info("trained %d epochs in %.1f s (%.0f patterns/s) -> %s", epochs_done, seconds,
+                summary["patterns_per_second"], bundle_path)
+    return TrainResult(out_dir, bundle_path, epochs_done, seconds,
+                       summary["patterns_per_second"], accelerator,
+                       summary["final_train_loss"])
+
+
+def _sha(path: Path | None) -> str | None:
+    if path is None or not path.is_file():
+        return None
+    from ptychopinn.data.inspect import sha256_file
+
+    return sha256_file(path)
