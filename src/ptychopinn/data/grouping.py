@@ -103,7 +103,7 @@ def make_groups(positions: np.ndarray, cfg: GroupingConfig,
     k = cfg.neighbor_pool_size if oversample else cfg.neighbor_count
     k = min(k, mk - 1)
     tree = cKDTree(positions[keep])
-    _, nbr = tree.query(positions[keep], k=k + 1)  # (mk, k+1), column 0 = itself
+    _, nbr = tree.query(positions[keep], k=k + 1, workers=-1)  # (mk, k+1), column 0 = itself
     nbr = nbr[:, 1:]
     if oversample:
         seeds = np.concatenate([rng.permutation(mk) for _ in range(-(-n_groups // mk))])[:n_groups]
@@ -127,7 +127,7 @@ def nearest_groups(positions: np.ndarray, gridsize: int, *,
     seeds = np.arange(positions.shape[0]) if seeds is None else np.asarray(seeds)
     if c == 1:
         return seeds[:, None].astype(np.int64)
-    _, nbr = cKDTree(positions).query(positions[seeds], k=c)
+    _, nbr = cKDTree(positions).query(positions[seeds], k=c, workers=-1)
     nbr = np.asarray(nbr, dtype=np.int64).reshape(seeds.size, c)
     nbr[:, 0] = seeds  # guard against duplicate positions
     return _order_members(positions, nbr)

@@ -88,7 +88,7 @@ def load_dataset(path: str | os.PathLike, *, values: ValuesKind | None = None,
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             arrays = {}
             for k in z.files:
                 try:

@@ -30,7 +30,7 @@ import json
 import logging
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -108,9 +108,10 @@ def canonical_model_name(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory + ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Exclusive create of a uniquely named file (permissions follow the umask, unlike mkstemp).
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "xb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -268,7 +269,7 @@ def compare_reconstructions(
             scores[name]["phase"]["ssim"],
         )
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"model": name, "metric": metric, "part": part, "value": float(scores[name][part][metric])}
         for name in scores
         for metric in METRIC_NAMES
@@ -331,7 +332,7 @@ def compare_reconstructions(
     }
     _atomic_write_text(out / "metrics.json", json.dumps(payload, indent=2, allow_nan=False) + "\n")
     if figure:
-        png = _comparison_figure(ref, shared, pairs, curves)
+        png = _comparison_figure(ref, shared, pairs, curves, scores)
         _atomic_write_bytes(out / "comparison.png", png)
     logger.info("compare: wrote %d metric rows for %d model(s) to %s", len(rows), len(pairs), out)
     return rows
@@ -352,6 +353,7 @@ def _comparison_figure(
     shared: Region | None,
     pairs: Mapping[str, AlignedPair],
     curves: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
+    scores: Mapping[str, Mapping[str, Mapping[str, float]]],
 ) -> bytes:
     """Render ``comparison.png`` and return the PNG bytes (no pyplot, no global state)."""
     from matplotlib.figure import Figure
@@ -397,7 +399,13 @@ def _comparison_figure(
         for col, (img, lim, cmap) in enumerate(panels):
             ax = fig.add_subplot(grid[row, col])
             show(ax, img, lim, cmap)
-            ax.set_title(f"{name}: {titles[col]}", fontsize=9)
+            title = f"{name}: {titles[col]}"
+            if col >= 2:
+                part = PARTS[col - 2]
+                title += (
+                    f"\nSSIM {scores[name][part]['ssim']:.3f}, MAE {scores[name][part]['mae']:.3g}"
+                )
+            ax.set_title(title, fontsize=9)
     for k, part in enumerate(PARTS):
         ax = fig.add_subplot(grid[n_rows - 1, 2 * k : 2 * k + 2])
         for name, per_part in curves.items():

@@ -9,8 +9,9 @@ order of SPEC §7, before any metric is computed:
 
 1. crop both images to the scanned region (:func:`scanned_region`),
 2. estimate the sub-pixel translation (:func:`register_translation`),
-3. shift the test image (:func:`shift_image`) and crop away the border that the periodic
-   Fourier shift has wrapped around,
+3. shift the test image (:func:`shift_image`, Fourier, mirror-extended) and crop away the
+   border of ``ceil(|shift|) + margin`` pixels that the shift filled with content from
+   outside the crop,
 4. scale the test amplitude to the reference mean (:func:`scale_amplitude`),
 5. remove the global phase offset or a phase plane (:func:`remove_phase_offset`).
 
@@ -21,6 +22,7 @@ All functions are pure numpy: arrays in, arrays out, no side effects. Axis order
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -151,19 +153,44 @@ def _intersect_regions(a: Region, b: Region) -> Region:
 # --------------------------------------------------------------------------------------------
 # translation
 # --------------------------------------------------------------------------------------------
+Space = Literal["auto", "amplitude", "complex", "phase_gradient"]
+
+
+def _phase_gradient(arr: np.ndarray) -> np.ndarray:
+    """``d(phase)/drow + i d(phase)/dcol`` from neighbour products (wrap-free), (H-1, W-1)."""
+    z = arr.astype(np.complex128) if np.iscomplexobj(arr) else np.exp(1j * arr)
+    grow = np.angle(z[1:, :] * np.conj(z[:-1, :]))[:, :-1]
+    gcol = np.angle(z[:, 1:] * np.conj(z[:, :-1]))[:-1, :]
+    return grow + 1j * gcol
+
+
+def _choose_space(reference: np.ndarray) -> Literal["amplitude", "phase_gradient"]:
+    """``"amplitude"`` unless the reference structure is mostly in its phase."""
+    amp = np.abs(reference)
+    if not np.iscomplexobj(reference):
+        return "amplitude"
+    positive = amp > 1e-6 * amp.max() if amp.max() > 0 else np.zeros(amp.shape, bool)
+    log_amp_std = float(np.std(np.log(amp[positive]))) if positive.any() else 0.0
+    # Phase structure, insensitive to a global offset (circular spread about the mean).
+    unit = np.exp(1j * np.angle(reference[positive])) if positive.any() else np.ones(1)
+    phase_std = float(np.std(np.angle(unit * np.conj(np.mean(unit)))))
+    return "amplitude" if log_amp_std >= 0.5 * phase_std else "phase_gradient"
+
+
 def _registration_image(
-    image: np.ndarray, space: Literal["amplitude", "complex", "phase"]
+    image: np.ndarray, space: Literal["amplitude", "complex", "phase_gradient"]
 ) -> np.ndarray:
     arr = np.asarray(image)
     if space == "amplitude":
         out = np.abs(arr).astype(np.float64)
-    elif space == "phase":
-        # exp(i*phase) is continuous where the phase wraps, unlike the phase itself.
-        out = np.exp(1j * np.angle(arr)) if np.iscomplexobj(arr) else np.exp(1j * arr)
+    elif space == "phase_gradient":
+        out = _phase_gradient(arr)
     elif space == "complex":
         out = arr.astype(np.complex128)
     else:
-        raise ValueError(f"space must be 'amplitude', 'complex' or 'phase', got {space!r}")
+        raise ValueError(
+            f"space must be 'auto', 'amplitude', 'complex' or 'phase_gradient', got {space!r}"
+        )
     return out - out.mean()
 
 
@@ -184,7 +211,7 @@ def _correlate(
     mov: np.ndarray,
     *,
     upsample_factor: int,
-    space: Literal["amplitude", "complex", "phase"],
+    space: Literal["amplitude", "complex", "phase_gradient"],
     window: Literal["tukey", "hann"] | None,
     normalization: Literal["phase"] | None,
 ) -> np.ndarray:
@@ -207,7 +234,7 @@ def register_translation(
     moving_image: np.ndarray,
     *,
     upsample_factor: int = 50,
-    space: Literal["auto", "amplitude", "complex", "phase"] = "auto",
+    space: Space = "auto",
     window: Literal["tukey", "hann"] | None = "tukey",
     refine: int = 1,
     normalization: Literal["phase"] | None = None,
@@ -221,15 +248,19 @@ def register_translation(
     upsample_factor : int, optional
         Upsampling of the cross-correlation peak (precision ``1 / upsample_factor`` px).
         SPEC §7 asks for at least 50.
-    space : {"auto", "amplitude", "complex", "phase"}, optional
-        What is correlated. ``"amplitude"`` correlates ``|image|`` and is therefore insensitive
-        to a global phase offset *and* to a linear phase ramp, the two phase ambiguities of
-        ptychography; ``"complex"`` correlates the complex images (insensitive to a global
-        phase, but a phase ramp biases the peak); ``"phase"`` correlates
-        ``exp(i * angle(image))`` (for phase-only objects, same caveat). ``"auto"`` (default)
-        is ``"amplitude"`` unless the reference amplitude is flat (std < 1e-3 of its mean, a
-        pure phase object), then ``"phase"``. Each image has its mean removed first so the
-        flat background does not dominate the correlation.
+    space : {"auto", "amplitude", "complex", "phase_gradient"}, optional
+        What is correlated (each feature image has its mean removed first, so a flat
+        background does not dominate the correlation):
+
+        - ``"amplitude"``: ``|image|``; insensitive to a global phase offset *and* to a linear
+          phase ramp, the two phase ambiguities of ptychography.
+        - ``"phase_gradient"``: ``dphi/drow + i dphi/dcol`` computed from neighbour products
+          (no unwrapping); a ramp only adds a constant, removed with the mean, so this is also
+          blind to offset and ramp. For objects whose structure is in the phase.
+        - ``"complex"``: the complex images; blind to a global phase, but a phase ramp of more
+          than ~1 rad across the image moves or destroys the correlation peak.
+        - ``"auto"`` (default): ``"amplitude"`` if the reference has at least half as much
+          log-amplitude as phase variation (std, radians), else ``"phase_gradient"``.
     window : {"tukey", "hann", None}, optional
         Apodization applied to both (mean-subtracted) images before correlating. The default
         separable Tukey window (alpha 0.5) suppresses the spurious zero-shift peak caused by
@@ -279,16 +310,16 @@ def register_translation(
     if refine < 0:
         raise ValueError(f"refine must be >= 0, got {refine}")
     if space == "auto":
-        amp = np.abs(ref)
-        space = "amplitude" if np.std(amp) >= 1e-3 * np.mean(amp) else "phase"
+        space = _choose_space(ref)
         logger.debug("register_translation: correlating %s images", space)
-    opts = {
-        "upsample_factor": upsample_factor,
-        "space": space,
-        "window": window,
-        "normalization": normalization,
-    }
-    shift = _correlate(ref, mov, **opts)
+    correlate = functools.partial(
+        _correlate,
+        upsample_factor=upsample_factor,
+        space=space,
+        window=window,
+        normalization=normalization,
+    )
+    shift = correlate(ref, mov)
     h, w = ref.shape
     for _ in range(refine):
         br = math.ceil(abs(float(shift[0]))) + 2
@@ -297,12 +328,17 @@ def register_translation(
             logger.debug("register_translation: image too small to refine the estimate")
             break
         inner = (slice(br, h - br), slice(bc, w - bc))
-        moved = shift_image(mov, shift)
-        shift = shift + _correlate(ref[inner], moved[inner], **opts)
+        moved = shift_image(mov, shift, boundary="symmetric")
+        shift = shift + correlate(ref[inner], moved[inner])
     return shift
 
 
-def shift_image(image: np.ndarray, shift_rc: tuple[float, float] | np.ndarray) -> np.ndarray:
+def shift_image(
+    image: np.ndarray,
+    shift_rc: tuple[float, float] | np.ndarray,
+    *,
+    boundary: Literal["periodic", "symmetric"] = "periodic",
+) -> np.ndarray:
     """Shift an image by a (sub-pixel) translation with a Fourier phase ramp.
 
     Parameters
@@ -311,6 +347,14 @@ def shift_image(image: np.ndarray, shift_rc: tuple[float, float] | np.ndarray) -
         Image to shift.
     shift_rc : array_like of shape (2,), float
         ``(drow, dcol)`` in pixels; image content moves by ``+shift_rc`` (SPEC §3).
+    boundary : {"periodic", "symmetric"}, optional
+        ``"periodic"`` (default): plain Fourier shift of the image, exact for periodic
+        (band-limited) content; content leaving one edge re-enters at the opposite edge.
+        ``"symmetric"``: the image is first extended by mirror reflection to (2H, 2W), which is
+        continuous across every edge, shifted, and cropped back. Use this for crops of a larger
+        object: a periodic shift of a non-periodic image rings with a 1/distance tail from the
+        edge discontinuity, the mirrored extension removes that jump (the residual ringing,
+        from the slope discontinuity, decays as 1/distance**2).
 
     Returns
     -------
@@ -320,11 +364,11 @@ def shift_image(image: np.ndarray, shift_rc: tuple[float, float] | np.ndarray) -
 
     Notes
     -----
-    Uses :func:`scipy.ndimage.fourier_shift`, so the shift is periodic: content leaving one
-    edge re-enters at the opposite edge, and a sub-pixel shift rings near edges that are not
-    periodic. Exclude a border of ``ceil(|shift|)`` pixels plus a small margin before
-    computing metrics (:func:`align_to_reference` does this). Integer shifts are exact
-    (circular rolls up to rounding).
+    Uses :func:`scipy.ndimage.fourier_shift`. Within ``ceil(|shift|)`` pixels of the edges the
+    output is made of wrapped (periodic) or mirrored (symmetric) content, not of the image:
+    exclude that border, plus a small margin, before computing metrics
+    (:func:`align_to_reference` does this). Integer periodic shifts are exact circular rolls up
+    to rounding.
 
     Examples
     --------
@@ -336,9 +380,15 @@ def shift_image(image: np.ndarray, shift_rc: tuple[float, float] | np.ndarray) -
     shift = np.asarray(shift_rc, dtype=np.float64)
     if shift.shape != (2,) or not np.all(np.isfinite(shift)):
         raise ValueError(f"shift_rc must be two finite numbers (drow, dcol), got {shift_rc!r}")
+    if boundary not in ("periodic", "symmetric"):
+        raise ValueError(f"boundary must be 'periodic' or 'symmetric', got {boundary!r}")
     out_dtype = _float_dtype_for(arr)
-    spectrum = np.fft.fft2(arr.astype(np.complex128, copy=False))
-    shifted = np.fft.ifft2(ndi.fourier_shift(spectrum, shift))
+    work = arr.astype(np.complex128, copy=False)
+    h, w = arr.shape
+    if boundary == "symmetric":
+        # Even extension [[a, fliplr a], [flipud a, flip a]]: periodic *and* continuous.
+        work = np.pad(work, ((0, h), (0, w)), mode="symmetric")
+    shifted = np.fft.ifft2(ndi.fourier_shift(np.fft.fft2(work), shift))[:h, :w]
     if not np.iscomplexobj(arr):
         return shifted.real.astype(out_dtype, copy=False)
     return shifted.astype(out_dtype, copy=False)
@@ -385,23 +435,33 @@ def _wrap(phase: np.ndarray) -> np.ndarray:
     return (phase + np.pi) % (2.0 * np.pi) - np.pi
 
 
+def _parabolic_peak(values: np.ndarray, index: int) -> float:
+    """Sub-bin offset of a peak from its two (periodic) neighbours, in [-0.5, 0.5]."""
+    left, mid, right = values[index - 1], values[index], values[(index + 1) % values.size]
+    denom = left - 2.0 * mid + right
+    return 0.0 if denom >= 0 else float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
+
+
 def _fit_phase_plane(
-    ratio: np.ndarray, weights: np.ndarray, *, iterations: int = 5, pad: int = 4
+    ratio: np.ndarray, weights: np.ndarray, *, iterations: int = 8
 ) -> tuple[float, float, float]:
     """Weighted least-squares plane ``a + b*row + c*col`` for the phase of ``ratio``.
 
     ``ratio`` has unit modulus (``exp(i * phase difference)``). A coarse ramp is taken from the
-    peak of the zero-padded FFT of ``weights * ratio`` (robust to any number of wraps); it is
-    then refined by least squares on the wrapped residual, which after the coarse step is far
-    from the wrap points, so no 2-D phase unwrapping is needed.
+    peak of the (2x zero-padded for images up to 1024 x 1024) FFT of ``weights * ratio``,
+    refined by parabolic interpolation; this is robust to any number of wraps. It is then
+    refined by Gauss-Newton steps of least squares on the wrapped residual, which after the
+    coarse step is far from the wrap points, so no 2-D phase unwrapping is needed.
     """
     h, w = ratio.shape
+    pad = 2 if h * w <= 1024 * 1024 else 1
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
-    # Coarse ramp: the location of the spectral peak (in cycles/pixel).
     spec = np.abs(np.fft.fft2(weights * ratio, s=(pad * h, pad * w)))
     pr, pc = np.unravel_index(int(np.argmax(spec)), spec.shape)
-    b = 2.0 * np.pi * np.fft.fftfreq(pad * h)[pr]
-    c = 2.0 * np.pi * np.fft.fftfreq(pad * w)[pc]
+    fr = (pr + _parabolic_peak(spec[:, pc], int(pr))) / (pad * h)
+    fc = (pc + _parabolic_peak(spec[pr, :], int(pc))) / (pad * w)
+    b = 2.0 * np.pi * (fr - np.round(fr))  # cycles/pixel -> rad/pixel, in [-pi, pi]
+    c = 2.0 * np.pi * (fc - np.round(fc))
     a = float(np.angle(np.sum(weights * ratio * np.exp(-1j * (b * rows + c * cols)))))
     sw = np.sqrt(weights.ravel())
     design = np.column_stack([np.ones(h * w), rows.ravel(), cols.ravel()]) * sw[:, None]
@@ -452,8 +512,10 @@ def remove_phase_offset(
     weighted least squares on the residual phase wrapped to [-pi, pi) (a few Gauss-Newton
     steps), so arbitrarily steep ramps are handled without 2-D phase unwrapping:
 
-    .. math:: \min_{a,b,c} \sum_{r,c} w_{rc}\,
-              \mathrm{wrap}\big(\phi^{ref}_{rc} - \phi^{test}_{rc} - a - b r - c c'\big)^2
+    .. math:: \min_{a,b,c} \sum_{m,n} w_{mn}\,
+              \mathrm{wrap}\big(\phi^{ref}_{mn} - \phi^{test}_{mn} - a - b m - c n\big)^2
+
+    (``m`` = row, ``n`` = column index).
 
     Examples
     --------
@@ -527,8 +589,9 @@ def align_to_reference(
     upsample_factor: int = 50,
     phase: Literal["mean", "plane"] = "mean",
     crop_margin: int = 2,
-    register_on: Literal["auto", "amplitude", "complex", "phase"] = "auto",
+    register_on: Space = "auto",
     register: bool = True,
+    boundary: Literal["periodic", "symmetric"] = "symmetric",
 ) -> AlignedPair:
     """Align a reconstruction to a reference object (the SPEC §7 pipeline).
 
@@ -553,11 +616,15 @@ def align_to_reference(
     crop_margin : int, optional
         Extra pixels cropped on every side beyond ``ceil(|shift|)`` to exclude the wrap-around
         and ringing of the Fourier shift.
-    register_on : {"auto", "amplitude", "complex", "phase"}, optional
+    register_on : {"auto", "amplitude", "complex", "phase_gradient"}, optional
         Image used for registration, see :func:`register_translation`.
     register : bool, optional
         If False, skip the translation step (shift 0, no wrap-around border beyond
         ``crop_margin``).
+    boundary : {"symmetric", "periodic"}, optional
+        Boundary handling of the Fourier shift (:func:`shift_image`). The default mirror
+        extension avoids the long-range ringing that a periodic shift of a non-periodic crop
+        produces.
 
     Returns
     -------
@@ -574,12 +641,17 @@ def align_to_reference(
     Notes
     -----
     Order of operations: crop to the region; estimate the shift on the crop; Fourier-shift the
-    crop of ``test``; crop ``ceil(|drow|) + crop_margin`` rows and ``ceil(|dcol|) + crop_margin``
-    columns from each side of both images (wrapped content of the periodic shift lies within
-    ``ceil(|shift|)`` of the edges); scale the amplitude of ``test`` to the mean of
-    ``reference``; remove the phase offset (circular mean of the phase difference, uniform
-    weights) or the phase plane. The amplitude scale is applied before the phase correction;
-    the two commute.
+    crop of ``test`` (mirror-extended, see ``boundary``); crop ``ceil(|drow|) + crop_margin``
+    rows and ``ceil(|dcol|) + crop_margin`` columns from each side of both images (content that
+    the shift brought in from outside the crop lies within ``ceil(|shift|)`` of the edges);
+    scale the amplitude of ``test`` to the mean of ``reference``; remove the phase offset
+    (circular mean of the phase difference, uniform weights) or the phase plane. The amplitude
+    scale is applied before the phase correction; the two commute.
+
+    Translation, global phase, phase ramp and amplitude scale are ambiguities of ptychography
+    (positions are relative; ``O exp(i phi0)`` and ``O`` give the same data; a ramp trades
+    off against a diffraction-centre offset; the scale against the probe), so removing them is
+    what makes the remaining differences meaningful.
 
     Examples
     --------
@@ -599,9 +671,11 @@ def align_to_reference(
         raise ValueError(f"crop_margin must be >= 0, got {crop_margin}")
     full: Region = (slice(0, ref.shape[0]), slice(0, ref.shape[1]))
     if region is not None:
-        box = _intersect_regions(
-            full, tuple(slice(*s.indices(n)[:2]) for s, n in zip(region, ref.shape, strict=True))
-        )
+        if len(region) != 2 or any(s.step not in (None, 1) for s in region):
+            raise ValueError(f"region must be two unit-step slices (rows, cols), got {region!r}")
+        rows_sl = slice(*region[0].indices(ref.shape[0])[:2])
+        cols_sl = slice(*region[1].indices(ref.shape[1])[:2])
+        box = _intersect_regions(full, (rows_sl, cols_sl))
     elif coverage is not None:
         cov = _as_2d(coverage, "coverage")
         if cov.shape != ref.shape:
@@ -616,7 +690,7 @@ def align_to_reference(
         shift = register_translation(
             ref_c, tst_c, upsample_factor=upsample_factor, space=register_on
         )
-        tst_c = shift_image(tst_c, shift)
+        tst_c = shift_image(tst_c, shift, boundary=boundary)
     else:
         shift = np.zeros(2)
     br = math.ceil(abs(float(shift[0])) - 1e-9) + crop_margin

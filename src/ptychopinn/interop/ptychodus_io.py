@@ -78,6 +78,7 @@ __all__ = [
     "LEGACY_PRODUCT_FILE_NAMES",
     "PRODUCT_FILE_NAME",
     "PtychodusProduct",
+    "far_field_pixel_size_m",
     "positions_m_to_px",
     "positions_px_to_m",
     "probe_centre_offset",
@@ -746,7 +747,7 @@ def read_diffraction_file(
                 f"{path}: {_INDEXES!r} has {indexes.size} entries for "
                 f"{h5_patterns.shape[0]} patterns; expected one per pattern"
             )
-        indexes = indexes[sel]
+        indexes = np.array(indexes[sel])  # writable copy
         bad_pixels = None
         if _BAD_PIXELS in h5:
             raw = _require_dataset(h5, _BAD_PIXELS, path, "")[()]
@@ -956,6 +957,50 @@ def positions_px_to_m(
     return x_m, y_m
 
 
+# Ptychodus 1.7 ``ptychodus.api.constants`` (CODATA exact values)
+_ELECTRON_VOLT_J = 1.602176634e-19
+_LIGHT_SPEED_M_PER_S = 299792458
+_PLANCK_CONSTANT_J_PER_HZ = 6.62607015e-34
+
+
+def far_field_pixel_size_m(
+    photon_energy_eV: float,  # noqa: N803
+    detector_object_distance_m: float,
+    detector_pixel_size_m: float,
+    n_pixels: int,
+) -> float:
+    """Object-plane pixel size that Ptychodus derives for a far-field geometry.
+
+    Ptychodus (>= 1.7) recomputes the object-plane sampling from the photon energy, detector
+    distance and detector pixels (``compute_product_geometry``) and warns that a product whose
+    object pixel size differs by more than 1e-9 (relative) "will reconstruct at the wrong
+    scale". Use this value as ``pixel_size_m`` in :func:`product_from_reconstruction` for a
+    product that Ptychodus will pair with a diffraction file. Same constants and operation
+    order as Ptychodus, so the result agrees bit for bit.
+
+    Parameters
+    ----------
+    photon_energy_eV : float
+        Photon energy in eV.
+    detector_object_distance_m : float
+        Sample-detector distance in metres (a focusing optic does not change the result).
+    detector_pixel_size_m : float
+        Detector pixel size (one axis) in metres.
+    n_pixels : int
+        Pattern size along that axis, in pixels.
+
+    Returns
+    -------
+    float
+        ``lambda * |z| / (n_pixels * detector_pixel_size_m)`` in metres, with
+        ``lambda = h c / (E e)``.
+    """
+    hc_jm = _PLANCK_CONSTANT_J_PER_HZ * _LIGHT_SPEED_M_PER_S
+    wavelength_m = hc_jm / (float(photon_energy_eV) * _ELECTRON_VOLT_J)
+    numerator_m2 = wavelength_m * abs(float(detector_object_distance_m))
+    return numerator_m2 / (int(n_pixels) * float(detector_pixel_size_m))
+
+
 # --- conversions to and from ptychopinn arrays ----------------------------------------------------
 
 
@@ -991,7 +1036,8 @@ def product_from_reconstruction(
     positions_rc : numpy.ndarray
         (M, 2) ptychopinn positions (row, col): object pixel under probe index (N // 2, N // 2).
     pixel_size_m : float or (float, float)
-        Object pixel size in metres, or (height_m, width_m).
+        Object pixel size in metres, or (height_m, width_m). For a product Ptychodus will pair
+        with diffraction data, use :func:`far_field_pixel_size_m` so the sampling agrees.
     photon_energy_eV : float
         Photon energy in eV.
     detector_object_distance_m : float

@@ -530,18 +530,54 @@ def _worker_env(config: IterativeConfig) -> dict[str, str]:
     return env
 
 
+class _WorkerLog:
+    """Consumes the worker's stderr: progress lines, the error line, everything else."""
+
+    def __init__(self, algorithm: str, epochs: int, show_progress: bool) -> None:
+        self.algorithm = algorithm
+        self.show_progress = show_progress
+        self.level = logging.INFO if show_progress else logging.DEBUG
+        self.log_every = max(1, epochs // 10)
+        self.bar = None  # created at the first epoch so start-up does not skew the rate
+        self.error_line: str | None = None
+        self.tail: deque[str] = deque(maxlen=20)
+
+    def feed(self, line: str) -> None:
+        match = _PROGRESS_RE.match(line)
+        if match:
+            self._progress(int(match[1]), int(match[2]), match[3])
+        elif line.startswith(_ERROR_PREFIX):
+            self.error_line = line[len(_ERROR_PREFIX) :]
+        elif line.strip():
+            self.tail.append(line)
+            logger.debug("[pty-chi worker] %s", line)
+
+    def _progress(self, epoch: int, total: int, loss: str) -> None:
+        if self.show_progress and self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=f"pty-chi {self.algorithm}", unit="epoch")
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=loss)
+        if epoch % self.log_every == 0 or epoch == total:
+            logger.log(
+                self.level, "pty-chi %s epoch %d/%d loss %s", self.algorithm, epoch, total, loss
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _run_worker(
     in_path: Path, out_path: Path, config: IterativeConfig, *, show_progress: bool
 ) -> None:
     """Run the pty-chi worker, forwarding its stderr to logging (and a progress bar)."""
     cmd = [sys.executable, "-m", "ptychopinn.iterative._worker", str(in_path), str(out_path)]
     logger.debug("Starting pty-chi worker: %s", " ".join(cmd))
-    tail: deque[str] = deque(maxlen=20)
-    error_line: str | None = None
-    bar = None  # created at the first epoch so worker start-up does not skew the rate
-    log_every = max(1, config.epochs // 10)
-    level = logging.INFO if show_progress else logging.DEBUG
-    proc = subprocess.Popen(
+    log = _WorkerLog(config.algorithm, config.epochs, show_progress)
+    with subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -550,37 +586,16 @@ def _run_worker(
         text=True,
         encoding="utf-8",
         errors="replace",
-    )
-    try:
-        for raw in proc.stderr or ():
-            line = raw.rstrip("\n")
-            match = _PROGRESS_RE.match(line)
-            if match:
-                epoch, total, loss = int(match[1]), int(match[2]), match[3]
-                if show_progress and bar is None:
-                    from tqdm.auto import tqdm
-
-                    bar = tqdm(total=total, desc=f"pty-chi {config.algorithm}", unit="epoch")
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=loss)
-                if epoch % log_every == 0 or epoch == total:
-                    name = config.algorithm
-                    logger.log(level, "pty-chi %s epoch %d/%d loss %s", name, epoch, total, loss)
-                continue
-            if line.startswith(_ERROR_PREFIX):
-                error_line = line[len(_ERROR_PREFIX) :]
-                continue
-            if line.strip():
-                tail.append(line)
-                logger.debug("[pty-chi worker] %s", line)
-        returncode = proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if bar is not None:
-            bar.close()
+    ) as proc:
+        try:
+            for raw in proc.stderr or ():
+                log.feed(raw.rstrip("\n"))
+        except BaseException:
+            proc.kill()  # interrupted: do not leave the worker running
+            raise
+        finally:
+            log.close()
+    returncode = proc.returncode  # Popen.__exit__ has waited for the worker
     if returncode != 0 or not out_path.exists():
-        detail = error_line or (tail[-1] if tail else f"exit code {returncode}")
+        detail = log.error_line or (log.tail[-1] if log.tail else f"exit code {returncode}")
         raise RuntimeError(f"pty-chi worker failed: {detail}")

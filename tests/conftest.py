@@ -1,0 +1,46 @@
+"""Shared fixtures: seeded RNGs and tiny datasets written in the real on-disk layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ptychopinn.data.io import save_dataset
+from ptychopinn.data.simulate import SimulationConfig, simulate
+
+
+@pytest.fixture
+def rng() -> torch.Generator:
+    return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def np_rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+def tiny_config(**kw) -> SimulationConfig:
+    base = dict(object_size=64, patch_size=16, n_positions=64, photons=1e5, seed=3,
+                probe_defocus=1.0)
+    base.update(kw)
+    return SimulationConfig(**base)
+
+
+@pytest.fixture
+def make_tiny():
+    """Factory for tiny simulation configs (keyword overrides)."""
+    return tiny_config
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    """A 64-pattern, 16×16 simulated dataset (in memory)."""
+    return simulate(tiny_config())
+
+
+@pytest.fixture(scope="session")
+def tiny_npz(tmp_path_factory, tiny_data):
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    save_dataset(tiny_data, path)
+    return path

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ptychopinn.physics import (
+    PtychoForward,
+    far_field,
+    far_field_adjoint,
+    forward_amplitude,
+    normalize_probe,
+    poisson_nll,
+    sample_poisson,
+)
+
+
+def test_parseval(rng):
+    psi = torch.randn(3, 32, 32, dtype=torch.complex128, generator=rng)
+    f = far_field(psi)
+    torch.testing.assert_close(f.abs().pow(2).sum((-2, -1)), psi.abs().pow(2).sum((-2, -1)))
+
+
+def test_far_field_adjoint_is_inverse_and_adjoint(rng):
+    psi = torch.randn(16, 16, dtype=torch.complex128, generator=rng)
+    phi = torch.randn(16, 16, dtype=torch.complex128, generator=rng)
+    torch.testing.assert_close(far_field_adjoint(far_field(psi)), psi)
+    lhs = torch.vdot(far_field(psi).flatten(), phi.flatten())
+    rhs = torch.vdot(psi.flatten(), far_field_adjoint(phi).flatten())
+    assert abs(lhs - rhs) < 1e-12 * abs(lhs)
+
+
+def test_forward_matches_numpy_reference(np_rng):
+    o = np_rng.standard_normal((4, 16, 16)) + 1j * np_rng.standard_normal((4, 16, 16))
+    p = np_rng.standard_normal((16, 16)) + 1j * np_rng.standard_normal((16, 16))
+    ref = np.abs(np.fft.fftshift(np.fft.fft2(p * o, norm="ortho"), axes=(-2, -1)))
+    got = forward_amplitude(torch.from_numpy(o), torch.from_numpy(p)).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-10)
+
+
+def test_global_phase_invariance(rng):
+    o = torch.randn(2, 16, 16, dtype=torch.complex128, generator=rng)
+    p = torch.randn(16, 16, dtype=torch.complex128, generator=rng)
+    a = forward_amplitude(o, p)
+    b = forward_amplitude(o * np.exp(1j * 0.7), p)
+    torch.testing.assert_close(a, b)
+
+
+def test_plane_wave_goes_to_dc():
+    n, c = 16, 0.8
+    amp = forward_amplitude(torch.full((n, n), c, dtype=torch.complex128),
+                            torch.ones(n, n, dtype=torch.complex128))
+    assert amp[n // 2, n // 2] == pytest.approx(c * n)
+    amp[n // 2, n // 2] = 0
+    assert float(amp.max()) < 1e-12
+
+
+def test_point_object_gives_flat_amplitude():
+    n = 16
+    o = torch.zeros(n, n, dtype=torch.complex128)
+    o[5, 9] = 2.0
+    amp = forward_amplitude(o, torch.ones(n, n, dtype=torch.complex128))
+    torch.testing.assert_close(amp, torch.full((n, n), 2.0 / n, dtype=torch.float64))
+
+
+def test_counts_are_nonnegative_and_scaled(rng):
+    p = torch.randn(16, 16, dtype=torch.complex64, generator=rng)
+    fwd = PtychoForward(p, 3.0)
+    o = torch.randn(5, 16, 16, dtype=torch.complex64, generator=rng)
+    counts = fwd(o)
+    assert counts.min() >= 0
+    torch.testing.assert_close(counts, 9.0 * forward_amplitude(o, p) ** 2, rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_poisson_sampling_mean_and_variance(np_rng):
+    lam = np.full(200_000, 7.5)
+    k = sample_poisson(lam, np_rng)
+    assert k.mean() == pytest.approx(7.5, rel=0.01)
+    assert k.var() == pytest.approx(7.5, rel=0.02)
+
+
+def test_poisson_nll_stable_at_zero_counts():
+    lam = torch.tensor([0.0, 1e-12, 2.0], requires_grad=True)
+    k = torch.tensor([0.0, 0.0, 0.0])
+    loss = poisson_nll(lam, k)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.all(torch.isfinite(lam.grad))
+    # minimum of the NLL is at lambda = k
+    grid = torch.linspace(0.5, 10, 400)
+    best = grid[torch.argmin(torch.stack([poisson_nll(g.expand(1), torch.tensor([4.0]))
+                                          for g in grid]))]
+    assert float(best) == pytest.approx(4.0, abs=0.03)
+
+
+def test_poisson_nll_gradcheck():
+    lam = torch.rand(2, 4, 4, dtype=torch.float64) + 0.1
+    lam.requires_grad_(True)
+    k = torch.poisson(torch.full((2, 4, 4), 3.0, dtype=torch.float64))
+    assert torch.autograd.gradcheck(lambda x: poisson_nll(x, k), (lam,))
+
+
+def test_forward_gradcheck():
+    o = torch.randn(2, 8, 8, dtype=torch.complex128, requires_grad=True)
+    p = torch.randn(8, 8, dtype=torch.complex128)
+    assert torch.autograd.gradcheck(lambda x: forward_amplitude(x, p) ** 2, (o,))
+
+
+def test_probe_normalisation_power():
+    p = np.random.default_rng(0).standard_normal((32, 32)).astype(np.complex64) * 7
+    pn, f = normalize_probe(p)
+    assert np.sum(np.abs(pn) ** 2) == pytest.approx(16**2, rel=1e-5)
+    np.testing.assert_allclose(pn / f, p, rtol=1e-5)
+    assert math.isfinite(f)
