@@ -1,7 +1,138 @@
-"""CLI commands for models (train, infer, compare, iterative, study)."""
+"""CLI commands for models: train, infer, compare, iterative."""
 
 from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+logger = logging.getLogger("ptychopinn")
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from ptychopinn.config import RunConfig, load_config
+    from ptychopinn.training.api import train
+
+    cfg_path = a.config
+    if cfg_path is None and a.resume and (a.out / "config.yaml").exists():
+        cfg_path = a.out / "config.yaml"
+    cfg = load_config(cfg_path) if cfg_path else RunConfig()
+    model_over: dict = {"kind": a.model, "gridsize": a.gridsize}
+    if a.model == "baseline" and a.gridsize is None:
+        model_over["gridsize"] = 1
+    from ptychopinn.data.io import load_dataset
+
+    data = load_dataset(a.data)
+    model_over["n"] = data.patch_size
+    cfg = cfg.with_overrides(
+        model=model_over,
+        grouping={"gridsize": model_over["gridsize"] or cfg.model.gridsize},
+        train={"epochs": a.epochs, "max_minutes": a.max_minutes, "seed": a.seed,
+               "batch_size": a.batch_size, "devices": a.devices, "strategy": a.strategy,
+               "accelerator": a.accelerator},
+    )
+    train(data, a.out, cfg, resume=a.resume, data_path=a.data)
+    return 0
+
+
+def _cmd_infer(a: argparse.Namespace) -> int:
+    from ptychopinn.inference.predict import InferConfig, reconstruct, save_reconstruction
+
+    recon = reconstruct(a.model, a.data, InferConfig(batch_size=a.batch_size, device=a.device))
+    path = save_reconstruction(recon, a.out)
+    logger.info("wrote %s", path)
+    return 0
+
+
+def _cmd_compare(a: argparse.Namespace) -> int:
+    from ptychopinn.evaluation.compare import canonical_model_name, compare_reconstructions
+    from ptychopinn.inference.predict import load_reconstruction
+
+    reference, _ = _load_reference(a.ref)
+    recons = {}
+    for item in a.recon:
+        if "=" not in item:
+            raise ValueError(f"--recon expects NAME=OUT_DIR, got {item!r}")
+        name, path = item.split("=", 1)
+        r = load_reconstruction(path)
+        recons[canonical_model_name(name)] = (r.object, r.coverage)
+    rows = compare_reconstructions(reference, recons, a.out, phase=a.phase)
+    import sys
+
+    for r in rows:
+        if r["metric"] in ("ssim", "psnr", "frc50"):
+            sys.stdout.write(f"{r['model']:>14} {r['part']:>9} {r['metric']:>6} "
+                             f"{r['value']:.4f}\n")
+    return 0
+
+
+def _load_reference(path: Path):
+    """A dataset with objectGuess or a reconstruction.npz (or its directory)."""
+    from ptychopinn.data.io import _read_npz, file_kind, load_dataset
+    from ptychopinn.errors import PtychoInputError
+    from ptychopinn.inference.predict import load_reconstruction
+
+    path = Path(path)
+    if path.is_dir() or (file_kind(path) == "npz" and "object" in _read_npz(path)):
+        r = load_reconstruction(path)
+        return r.object, r.coverage
+    d = load_dataset(path)
+    if d.obj is None:
+        raise PtychoInputError("reference dataset has no objectGuess", path=path,
+                               key="objectGuess")
+    return d.obj, None
+
+
+def _cmd_iterative(a: argparse.Namespace) -> int:
+    from ptychopinn.iterative.run import IterativeConfig, run_iterative_on_dataset
+
+    cfg = IterativeConfig(algorithm=a.algorithm, epochs=a.epochs, batch_size=a.batch_size,
+                          refine_probe=a.refine_probe, refine_positions=a.refine_positions,
+                          seed=a.seed)
+    run_iterative_on_dataset(a.data, a.out, cfg)
+    return 0
 
 
 def add_commands(sub) -> None:
     """Register the model subcommands on ``sub``."""
+    s = sub.add_parser("train", help="train the PINN (or the supervised baseline)")
+    s.add_argument("--data", required=True, type=Path)
+    s.add_argument("--out", required=True, type=Path, help="run directory")
+    s.add_argument("--model", default="pinn", choices=["pinn", "baseline"])
+    s.add_argument("--gridsize", type=int, default=None)
+    s.add_argument("--epochs", type=int, default=None)
+    s.add_argument("--max-minutes", type=float, default=None)
+    s.add_argument("--batch-size", type=int, default=None)
+    s.add_argument("--config", type=Path, default=None, help="YAML run config")
+    s.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--accelerator", default=None, help="auto | cpu | gpu")
+    s.add_argument("--devices", default=None, help="Lightning devices (e.g. 2)")
+    s.add_argument("--strategy", default=None, help="Lightning strategy (e.g. ddp)")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("infer", help="reconstruct a scan with a trained model")
+    s.add_argument("--model", required=True, type=Path, help="RUN_DIR or model.zip")
+    s.add_argument("--data", required=True, type=Path)
+    s.add_argument("--out", required=True, type=Path)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=_cmd_infer)
+
+    s = sub.add_parser("compare", help="metrics, FRC and figures against a reference")
+    s.add_argument("--ref", required=True, type=Path, help="DATA.npz with objectGuess or RECON")
+    s.add_argument("--recon", required=True, nargs="+", help="NAME=OUT_DIR ...")
+    s.add_argument("--out", required=True, type=Path)
+    s.add_argument("--phase", default="mean", choices=["mean", "plane"])
+    s.set_defaults(func=_cmd_compare)
+
+    s = sub.add_parser("iterative", help="iterative reconstruction with pty-chi")
+    s.add_argument("--data", required=True, type=Path)
+    s.add_argument("--out", required=True, type=Path)
+    s.add_argument("--algorithm", default="lsqml", choices=["lsqml", "epie", "rpie", "dm"])
+    s.add_argument("--epochs", type=int, default=100)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--refine-probe", action="store_true")
+    s.add_argument("--refine-positions", action="store_true")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_iterative)

@@ -84,7 +84,7 @@ def _resolve_accelerator(name: str) -> str:
 
 
 def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
-          resume: bool = False) -> TrainResult:
+          resume: bool = False, data_path: str | Path | None = None) -> TrainResult:
     """Train a model and write ``out_dir/{model.zip, config.yaml, metrics.csv, summary.json}``.
 
     Parameters
@@ -111,7 +111,7 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
                                "choose another --out", path=out_dir)
     if resume and not ckpt.exists():
         logger.warning("no checkpoint in %s; starting a new run", out_dir)
-    data_path = None
+    data_path = None if data_path is None else Path(data_path)
     if not isinstance(data, PtychoData):
         data_path = Path(data)
         data = load_dataset(data_path)
@@ -194,7 +194,7 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
         "groups": len(groups),
         "device": accelerator,
         "final_train_loss": None if result_loss is None else float(result_loss),
-        "intensity_scale": float(module.model.physics.scale),
+        "intensity_scale": float(module.model.physics.scale.detach()),
         **consts,
     }
     with atomic_path(out_dir / "summary.json") as tmp:

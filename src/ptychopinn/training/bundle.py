@@ -55,7 +55,7 @@ def save_bundle(model: PINN, path: str | os.PathLike, *, extra: dict[str, Any] |
         "model_config": asdict(model.cfg),
         "normalisation": {
             "input_scale": float(model.input_scale),
-            "intensity_scale": float(model.physics.scale),
+            "intensity_scale": float(model.physics.scale.detach()),
         },
         "probe_shape": list(model.physics.probe.shape),
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
