@@ -98,7 +98,6 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
         Continue from ``out_dir/checkpoints/last.ckpt``.
     """
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     from ptychopinn.training.checkpoint_io import SafeCheckpointIO
@@ -147,8 +146,7 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
         strategy=cfg.train.strategy,
         default_root_dir=out_dir,
         logger=CSVLogger(out_dir, name="logs", version=""),
-        callbacks=[ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True,
-                                   save_top_k=0, every_n_epochs=1)],
+        callbacks=_callbacks(out_dir),
         plugins=[SafeCheckpointIO()],
         enable_progress_bar=cfg.train.show_progress,
         enable_model_summary=False,
@@ -161,8 +159,10 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
     if resume and ckpt.exists():
         from ptychopinn.training.checkpoint_io import load_state
 
-        start_epoch = int(load_state(ckpt).get("epoch", 0)) + 1
+        state = load_state(ckpt)
+        start_epoch = int(state["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
         logger.info("resuming %s from epoch %d", out_dir, start_epoch)
+    previous = _read_csv(out_dir / "logs" / "metrics.csv") if start_epoch else []
     trainer.fit(module, train_dl, val_dl, ckpt_path=str(ckpt) if resume and ckpt.exists()
                 else None)
     seconds = time.perf_counter() - t0
@@ -184,8 +184,7 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
     bundle_path = save_bundle(module.model, out_dir / "model.zip", extra=extra)
     metrics_src = out_dir / "logs" / "metrics.csv"
     if metrics_src.exists():
-        with atomic_path(out_dir / "metrics.csv") as tmp:
-            shutil.copyfile(metrics_src, tmp)
+        _write_history(previous, _read_csv(metrics_src), start_epoch, out_dir / "metrics.csv")
     summary = {
         "epochs_completed": epochs_done,
         "resumed_from_epoch": start_epoch,
@@ -204,6 +203,40 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
     return TrainResult(out_dir, bundle_path, epochs_done, seconds,
                        summary["patterns_per_second"], accelerator,
                        summary["final_train_loss"])
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write_history(old: list[dict], new: list[dict], start_epoch: int, path: Path) -> None:
+    """metrics.csv = rows of epochs before ``start_epoch`` from the earlier run + the new rows."""
+    import csv
+
+    rows = [r for r in old if r.get("epoch") not in (None, "") and
+            int(float(r["epoch"])) < start_epoch] + new
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    shutil.copyfile(path, path.parent / "logs" / "metrics.csv")
+
+
+def _callbacks(out_dir: Path) -> list:
+    """Lightning callbacks: a checkpoint (``checkpoints/last.ckpt``) after every epoch."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return [ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=1,
+                            save_on_train_epoch_end=True,
+                            every_n_epochs=1)]
 
 
 def _sha(path: Path | None) -> str | None:
