@@ -36,6 +36,7 @@ class ModelConfig:
     probe_trainable: bool = False
     learn_scale: bool = True
     loss: Literal["poisson", "mae"] = "poisson"
+    batch_norm: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in ("pinn", "baseline"):
@@ -69,21 +70,28 @@ class ModelConfig:
         return [base * 2**k for k in range(self.n_stages)]
 
 
-def _block(cin: int, cout: int) -> nn.Sequential:
+def _block(cin: int, cout: int, norm: bool = False) -> nn.Sequential:
+    if not norm:
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True),
+        )
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
     )
 
 
 class Encoder(nn.Module):
     """conv-conv-pool stages: (B, C, N, N) -> (B, F, N/2^s, N/2^s)."""
 
-    def __init__(self, cin: int, widths: list[int]):
+    def __init__(self, cin: int, widths: list[int], norm: bool = False):
         super().__init__()
         layers: list[nn.Module] = []
         for w in widths:
-            layers += [_block(cin, w), nn.MaxPool2d(2)]
+            layers += [_block(cin, w, norm), nn.MaxPool2d(2)]
             cin = w
         self.net = nn.Sequential(*layers)
 
@@ -94,7 +102,7 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Upsampling decoder to (B, C, N/2, N/2) (centre) plus a border branch to (B, C, N, N)."""
 
-    def __init__(self, widths: list[int], cout: int, *, pad_object: bool):
+    def __init__(self, widths: list[int], cout: int, *, pad_object: bool, norm: bool = False):
         super().__init__()
         self.pad_object = pad_object
         rev = widths[::-1]
@@ -103,7 +111,7 @@ class Decoder(nn.Module):
         cin = rev[0]
         for k in range(n_up):
             w = rev[min(k + 1, len(rev) - 1)]
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), _block(cin, w)]
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), _block(cin, w, norm)]
             cin = w
         self.main = nn.Sequential(*layers)
         self.head = nn.Conv2d(cin, cout, 3, padding=1)
@@ -141,9 +149,9 @@ class ObjectNet(nn.Module):
         self.cfg = cfg
         w = cfg.widths()
         c = cfg.channels
-        self.encoder = Encoder(c, w)
-        self.amp = Decoder(w, c, pad_object=cfg.pad_object)
-        self.phase = Decoder(w, c, pad_object=cfg.pad_object)
+        self.encoder = Encoder(c, w, cfg.batch_norm)
+        self.amp = Decoder(w, c, pad_object=cfg.pad_object, norm=cfg.batch_norm)
+        self.phase = Decoder(w, c, pad_object=cfg.pad_object, norm=cfg.batch_norm)
         if cfg.amp_activation == "sigmoid":  # start near amplitude 0.8
             self.amp.head.bias.data.fill_(math.log(4.0))
 
