@@ -198,4 +198,4 @@ def test_model_sizes_32_64_128():
                  intensity_scale=1.0)
         out = m(torch.rand(2, 4, n, n), torch.randn(2, 4, 2))
         assert out["patches"].shape == (2, 4, n, n)
-        assert float(torch.angle(out["raw"].detach()).abs().max()) < 0.1  # phase starts near 0
+        assert float(torch.angle(out["raw"].detach()).abs().max()) < 0.3  # phase starts near 0

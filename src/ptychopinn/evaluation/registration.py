@@ -690,7 +690,16 @@ def align_to_reference(
         shift = register_translation(
             ref_c, tst_c, upsample_factor=upsample_factor, space=register_on
         )
-        tst_c = shift_image(tst_c, shift, boundary=boundary)
+        limit = 0.25 * np.asarray(ref_c.shape, dtype=float)
+        if np.any(np.abs(shift) > limit):
+            # Both images share one object frame: a shift this large means the correlation
+            # peak is spurious (e.g. an unconverged reconstruction), so do not trust it.
+            logger.warning("registration shift %s exceeds a quarter of the %s region; "
+                           "evaluating without a shift", np.round(shift, 2).tolist(),
+                           ref_c.shape)
+            shift = np.zeros(2)
+        else:
+            tst_c = shift_image(tst_c, shift, boundary=boundary)
     else:
         shift = np.zeros(2)
     br = math.ceil(abs(float(shift[0])) - 1e-9) + crop_margin
