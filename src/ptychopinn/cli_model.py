@@ -93,6 +93,32 @@ def _cmd_iterative(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(a: argparse.Namespace) -> int:
+    from ptychopinn.data.io import load_dataset
+    from ptychopinn.inference.predict import load_reconstruction
+    from ptychopinn.interop.ptychodus_io import product_from_reconstruction, write_product
+
+    recon = load_reconstruction(a.recon)
+    data = load_dataset(a.data)
+    positions = data.positions - recon.origin  # canvas-pixel frame of the exported object
+    meta = data.metadata
+    energy = a.photon_energy_ev or meta.get("photon_energy_eV")
+    distance = a.distance_m or meta.get("detector_object_distance_m")
+    pixel = a.pixel_size_m or (meta.get("object_pixel_size_m") or [None])[0]
+    missing = [k for k, v in (("--photon-energy-ev", energy), ("--distance-m", distance),
+                              ("--pixel-size-m", pixel)) if not v]
+    if missing:
+        raise ValueError(f"{data.source}: no {', '.join(missing)} in the dataset metadata; "
+                         "pass them on the command line")
+    product = product_from_reconstruction(
+        recon.object, data.probe, positions, pixel_size_m=float(pixel),
+        photon_energy_eV=float(energy), detector_object_distance_m=float(distance),
+        name=a.name)
+    write_product(product, a.out)
+    logger.info("wrote %s", a.out)
+    return 0
+
+
 def add_commands(sub) -> None:
     """Register the model subcommands on ``sub``."""
     s = sub.add_parser("train", help="train the PINN (or the supervised baseline)")
@@ -125,6 +151,17 @@ def add_commands(sub) -> None:
     s.add_argument("--out", required=True, type=Path)
     s.add_argument("--phase", default="mean", choices=["mean", "plane"])
     s.set_defaults(func=_cmd_compare)
+
+    s = sub.add_parser("export", help="export a reconstruction as a Ptychodus product.h5")
+    s.add_argument("recon", type=Path, help="OUT_DIR or reconstruction.npz")
+    s.add_argument("--data", required=True, type=Path, help="dataset it was reconstructed from")
+    s.add_argument("--format", default="ptychodus", choices=["ptychodus"])
+    s.add_argument("--out", required=True, type=Path, help="product.h5")
+    s.add_argument("--pixel-size-m", type=float, default=None)
+    s.add_argument("--photon-energy-ev", type=float, default=None)
+    s.add_argument("--distance-m", type=float, default=None)
+    s.add_argument("--name", default="ptychopinn")
+    s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser("iterative", help="iterative reconstruction with pty-chi")
     s.add_argument("--data", required=True, type=Path)
