@@ -50,3 +50,11 @@ def test_convert_ptychodus_batch_directory(tmp_path, tiny_data):
     np.testing.assert_array_equal(d.probe, tiny_data.probe)
     assert main(["convert", str(tmp_path / "batch"), "--format", "ptychodus", "--out",
                  str(tmp_path / "c.npz")]) == 0
+    from ptychopinn.config import RunConfig
+    from ptychopinn.training.api import train
+
+    cfg = RunConfig().with_overrides(model={"n": n}, train={"epochs": 1, "show_progress": False})
+    train(tiny_data, tmp_path / "run", cfg)
+    assert main(["infer", "--model", str(tmp_path / "run"), "--data", str(tmp_path / "batch"),
+                 "--out", str(tmp_path / "inf")]) == 0
+    assert (tmp_path / "inf" / "reconstruction.npz").exists()

@@ -68,7 +68,12 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
     if not isinstance(data, PtychoData):
-        data = load_dataset(data)
+        if Path(data).is_dir():  # a Ptychodus batch input directory
+            from ptychopinn.interop.convert import convert_ptychodus
+
+            data = convert_ptychodus(data)
+        else:
+            data = load_dataset(data)
     model = bundle.model
     n = model.cfg.n
     if data.patch_size != n:
