@@ -168,7 +168,7 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
     seconds = time.perf_counter() - t0
     epochs_done = int(trainer.current_epoch)
     n_patterns = (epochs_done - start_epoch) * len(train_ds) * cfg.model.channels
-    result_loss = trainer.callback_metrics.get("train/loss")
+    result_loss = trainer.callback_metrics.get("train/loss_epoch")
     if trainer.global_rank != 0:
         return TrainResult(out_dir, out_dir / "model.zip", epochs_done, seconds, 0.0,
                            accelerator, None)
