@@ -67,5 +67,5 @@ class ReconModule(L.LightningModule):
         # The per-batch loss is noisy (patterns differ in content), so only a long plateau of
         # the epoch-mean loss lowers the rate; halving every few epochs starved training.
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=10)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "train/loss_epoch",
-                                                   "interval": "epoch"}}
+        schedule = {"scheduler": sched, "monitor": "train/loss_epoch", "interval": "epoch"}
+        return {"optimizer": opt, "lr_scheduler": schedule}
