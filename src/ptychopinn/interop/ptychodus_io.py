@@ -63,13 +63,14 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from ptychopinn.data.io import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -637,54 +638,45 @@ def write_product(product: PtychodusProduct, path: str | os.PathLike[str]) -> Pa
     import h5py
 
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with h5py.File(tmp, "w") as h5:
-            attrs = h5.attrs
-            attrs[_NAME] = product.name
-            attrs[_COMMENTS] = product.comments
-            attrs[_DETECTOR_OBJECT_DISTANCE] = product.detector_object_distance_m
-            attrs[_PHOTON_ENERGY] = product.photon_energy_eV
-            attrs[_PROBE_PHOTON_COUNT] = product.probe_photon_count
-            attrs[_EXPOSURE_TIME] = product.exposure_time_s
-            attrs[_MASS_ATTENUATION] = product.mass_attenuation_m2_per_kg
-            attrs[_TOMOGRAPHY_ANGLE] = product.tomography_angle_deg
-            attrs[_FOCUS_OBJECT_DISTANCE] = product.focus_object_distance_m
-            attrs[_TILT_ANGLE] = product.tilt_angle_deg
-            attrs[_FAR_FIELD] = product.far_field
-            if product.polarization is not None:
-                attrs[_POLARIZATION] = product.polarization
-            for key, value in product.extra_attrs.items():
-                attrs[key] = value
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        attrs = h5.attrs
+        attrs[_NAME] = product.name
+        attrs[_COMMENTS] = product.comments
+        attrs[_DETECTOR_OBJECT_DISTANCE] = product.detector_object_distance_m
+        attrs[_PHOTON_ENERGY] = product.photon_energy_eV
+        attrs[_PROBE_PHOTON_COUNT] = product.probe_photon_count
+        attrs[_EXPOSURE_TIME] = product.exposure_time_s
+        attrs[_MASS_ATTENUATION] = product.mass_attenuation_m2_per_kg
+        attrs[_TOMOGRAPHY_ANGLE] = product.tomography_angle_deg
+        attrs[_FOCUS_OBJECT_DISTANCE] = product.focus_object_distance_m
+        attrs[_TILT_ANGLE] = product.tilt_angle_deg
+        attrs[_FAR_FIELD] = product.far_field
+        if product.polarization is not None:
+            attrs[_POLARIZATION] = product.polarization
+        for key, value in product.extra_attrs.items():
+            attrs[key] = value
 
-            h5.create_dataset(_POSITION_INDEXES, data=product.probe_position_indexes)
-            h5.create_dataset(_POSITION_X, data=product.probe_position_x_m)
-            h5.create_dataset(_POSITION_Y, data=product.probe_position_y_m)
-            if product.probe_photon_counts is not None:
-                h5.create_dataset(_POSITION_PHOTON_COUNTS, data=product.probe_photon_counts)
+        h5.create_dataset(_POSITION_INDEXES, data=product.probe_position_indexes)
+        h5.create_dataset(_POSITION_X, data=product.probe_position_x_m)
+        h5.create_dataset(_POSITION_Y, data=product.probe_position_y_m)
+        if product.probe_photon_counts is not None:
+            h5.create_dataset(_POSITION_PHOTON_COUNTS, data=product.probe_photon_counts)
 
-            h5_probe = h5.create_dataset(_PROBE, data=product.probe)
-            if product.opr_weights is not None:
-                h5.create_dataset(_OPR_WEIGHTS, data=product.opr_weights)
-            h5_probe.attrs[_PIXEL_WIDTH] = product.probe_pixel_width_m
-            h5_probe.attrs[_PIXEL_HEIGHT] = product.probe_pixel_height_m
+        h5_probe = h5.create_dataset(_PROBE, data=product.probe)
+        if product.opr_weights is not None:
+            h5.create_dataset(_OPR_WEIGHTS, data=product.opr_weights)
+        h5_probe.attrs[_PIXEL_WIDTH] = product.probe_pixel_width_m
+        h5_probe.attrs[_PIXEL_HEIGHT] = product.probe_pixel_height_m
 
-            h5_object = h5.create_dataset(_OBJECT, data=product.object)
-            h5_object.attrs[_CENTER_X] = product.object_center_x_m
-            h5_object.attrs[_CENTER_Y] = product.object_center_y_m
-            h5_object.attrs[_PIXEL_WIDTH] = product.object_pixel_width_m
-            h5_object.attrs[_PIXEL_HEIGHT] = product.object_pixel_height_m
-            h5.create_dataset(_LAYER_SPACING, data=product.object_layer_spacing_m)
+        h5_object = h5.create_dataset(_OBJECT, data=product.object)
+        h5_object.attrs[_CENTER_X] = product.object_center_x_m
+        h5_object.attrs[_CENTER_Y] = product.object_center_y_m
+        h5_object.attrs[_PIXEL_WIDTH] = product.object_pixel_width_m
+        h5_object.attrs[_PIXEL_HEIGHT] = product.object_pixel_height_m
+        h5.create_dataset(_LAYER_SPACING, data=product.object_layer_spacing_m)
 
-            h5.create_dataset(_LOSS_EPOCHS, data=product.loss_epochs)
-            h5.create_dataset(_LOSS_VALUES, data=product.loss_values)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        h5.create_dataset(_LOSS_EPOCHS, data=product.loss_epochs)
+        h5.create_dataset(_LOSS_VALUES, data=product.loss_values)
     logger.info("wrote Ptychodus product %s (%d positions)", path, product.num_positions)
     return path
 
@@ -831,28 +823,17 @@ def write_diffraction_file(
     width = _finite(detector_pixel_width_m, _DETECTOR_PIXEL_WIDTH, positive=True)
     height = _finite(detector_pixel_height_m, _DETECTOR_PIXEL_HEIGHT, positive=True)
 
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.create_dataset(_INDEXES, data=indexes, compression=compression)
-            h5_patterns = h5.create_dataset(_PATTERNS, data=patterns, compression=compression)
-            h5_patterns.attrs[_DETECTOR_PIXEL_WIDTH] = width
-            h5_patterns.attrs[_DETECTOR_PIXEL_HEIGHT] = height
-            h5.create_dataset(_BAD_PIXELS, data=bad_pixels, compression=compression)
-            if probe_photon_counts is not None:
-                counts = _as_float64(probe_photon_counts, _POSITION_PHOTON_COUNTS)
-                if counts.size != n:
-                    raise ValueError(
-                        f"probe_photon_counts: expected {n} entries, got {counts.size}"
-                    )
-                h5.create_dataset(_POSITION_PHOTON_COUNTS, data=counts, compression=compression)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.create_dataset(_INDEXES, data=indexes, compression=compression)
+        h5_patterns = h5.create_dataset(_PATTERNS, data=patterns, compression=compression)
+        h5_patterns.attrs[_DETECTOR_PIXEL_WIDTH] = width
+        h5_patterns.attrs[_DETECTOR_PIXEL_HEIGHT] = height
+        h5.create_dataset(_BAD_PIXELS, data=bad_pixels, compression=compression)
+        if probe_photon_counts is not None:
+            counts = _as_float64(probe_photon_counts, _POSITION_PHOTON_COUNTS)
+            if counts.size != n:
+                raise ValueError(f"probe_photon_counts: expected {n} entries, got {counts.size}")
+            h5.create_dataset(_POSITION_PHOTON_COUNTS, data=counts, compression=compression)
     return path
 
 
