@@ -171,15 +171,24 @@ def _diffraction_layout(d: np.ndarray, m: int, path: Path, key: str) -> np.ndarr
     return d
 
 
-def _to_amplitude(d: np.ndarray, declared: ValuesKind | None, path: Path, key: str) -> np.ndarray:
-    if np.issubdtype(d.dtype, np.integer) and declared is None:
+def _check_declared(dtype: np.dtype, declared: ValuesKind | None, path: Path, key: str) -> None:
+    """Integer diffraction must say whether it holds intensities or amplitudes."""
+    if np.issubdtype(dtype, np.integer) and declared is None:
         raise PtychoInputError(
-            f"integer ({d.dtype}) diffraction is ambiguous; declare metadata_json "
+            f"integer ({dtype}) diffraction is ambiguous; declare metadata_json "
             "diffraction_values='intensity' or 'amplitude' (CLI: --values)", path=path, key=key)
-    d = d.astype(np.float32, copy=False)
-    if d.size and float(d.min()) < 0:
-        raise PtychoInputError(f"negative values (min {float(d.min()):.3g}); expected amplitudes"
+
+
+def _check_nonnegative(a: np.ndarray, path: Path, key: str) -> None:
+    if a.size and float(a.min()) < 0:
+        raise PtychoInputError(f"negative values (min {float(a.min()):.3g}); expected amplitudes"
                                " or counts >= 0", path=path, key=key)
+
+
+def _to_amplitude(d: np.ndarray, declared: ValuesKind | None, path: Path, key: str) -> np.ndarray:
+    _check_declared(d.dtype, declared, path, key)
+    d = d.astype(np.float32, copy=False)
+    _check_nonnegative(d, path, key)
     if declared == "intensity":
         d = np.sqrt(d)
     return d
@@ -349,10 +358,7 @@ def _load_hdf5(path: Path, *, values: ValuesKind | None, lazy: bool) -> PtychoDa
     if dtype.kind == "c":
         raise PtychoInputError("complex values refused; expected real amplitudes", path=path,
                                key=dkey)
-    if dtype.kind in "iu" and declared is None:
-        raise PtychoInputError(
-            f"integer ({dtype}) diffraction is ambiguous; declare metadata_json "
-            "diffraction_values='intensity' or 'amplitude' (CLI: --values)", path=path, key=dkey)
+    _check_declared(dtype, declared, path, dkey)
     if shape[1] != shape[2]:
         raise PtychoInputError(f"patterns must be square, got {shape[1]}x{shape[2]}", path=path,
                                key=dkey)
@@ -366,9 +372,7 @@ def _scan_stack(stack: H5PatternStack, path: Path, key: str, batch: int = 2048) 
     for s in range(0, len(stack), batch):
         a = stack[s : s + batch]
         _check_finite(a, path, key)
-        if a.size and float(a.min()) < 0:
-            raise PtychoInputError(f"negative values (min {float(a.min()):.3g}); expected "
-                                   "amplitudes or counts >= 0", path=path, key=key)
+        _check_nonnegative(a, path, key)
 
 
 # ----------------------------------------------------------------------------------- writing
