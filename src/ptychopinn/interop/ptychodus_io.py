@@ -79,6 +79,7 @@ __all__ = [
     "LEGACY_PRODUCT_FILE_NAMES",
     "PRODUCT_FILE_NAME",
     "PtychodusProduct",
+    "amplitudes_from_counts",
     "far_field_pixel_size_m",
     "positions_m_to_px",
     "positions_px_to_m",
@@ -1184,6 +1185,62 @@ def _pair_positions(
     return rows, x_m, y_m, stats
 
 
+def _check_counts(intensities: np.ndarray, bad_pixels: np.ndarray | None, where: Any) -> None:
+    """Refuse NaN/Inf or negative photon counts at good pixels (one line naming ``where``)."""
+    good = np.ones(intensities.shape[1:], dtype=bool) if bad_pixels is None else ~bad_pixels
+    values = intensities[:, good]
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{where}: 'patterns' has NaN/Inf at good pixels; expected photon counts")
+    if values.size and float(values.min()) < 0:
+        raise ValueError(
+            f"{where}: 'patterns' has negative values (min {float(values.min()):.3g}) "
+            "at good pixels; expected non-negative photon counts"
+        )
+
+
+def amplitudes_from_counts(
+    intensities: np.ndarray, bad_pixels: np.ndarray | None = None, *, where: Any = "patterns"
+) -> np.ndarray:
+    """Ptychodus photon counts -> ptychopinn amplitudes, bad pixels zeroed.
+
+    Parameters
+    ----------
+    intensities : numpy.ndarray
+        (n, H, W) photon counts (any real dtype), DC at (H // 2, W // 2) -- as in
+        ``diffraction.h5`` and ``ReconstructInput.diffraction_patterns`` (no shift needed).
+    bad_pixels : numpy.ndarray, optional
+        (H, W) bool, True where the detector pixel is invalid; those pixels become 0.
+    where : str or path-like
+        Named in error messages (the file or the input).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, H, W) float32 ``sqrt(counts)``.
+
+    Raises
+    ------
+    ValueError
+        One line naming ``where`` for a wrong shape, or NaN/Inf or negative counts at good pixels.
+    """
+    counts = np.asarray(intensities)
+    if counts.ndim != 3 or counts.dtype.kind not in "uif":
+        raise ValueError(
+            f"{where}: 'patterns' is {counts.dtype} {counts.shape}; expected real (n, H, W) counts"
+        )
+    counts = counts.astype(np.float32, copy=False)
+    if bad_pixels is not None:
+        bad_pixels = np.asarray(bad_pixels, dtype=bool)
+        if bad_pixels.shape != counts.shape[1:]:
+            raise ValueError(
+                f"{where}: 'bad_pixels' has shape {bad_pixels.shape}; expected {counts.shape[1:]}"
+            )
+    _check_counts(counts, bad_pixels, where)
+    if bad_pixels is not None and bad_pixels.any():
+        counts = np.where(bad_pixels[None], np.float32(0), counts)
+    return np.sqrt(np.maximum(counts, 0)).astype(np.float32, copy=False)
+
+
 def read_batch_directory(
     directory: str | os.PathLike[str],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int], dict[str, Any]]:
@@ -1280,18 +1337,7 @@ def read_batch_directory(
             stats["n_averaged"],
         )
     intensities = np.asarray(patterns[rows], dtype=np.float32)
-    good = np.ones(intensities.shape[1:], dtype=bool) if bad_pixels is None else ~bad_pixels
-    values = intensities[:, good]
-    if not np.all(np.isfinite(values)):
-        raise ValueError(
-            f"{diffraction_path}: 'patterns' has NaN/Inf at good pixels; expected photon counts"
-        )
-    if values.size and float(values.min()) < 0:
-        raise ValueError(
-            f"{diffraction_path}: 'patterns' has negative values (min {float(values.min()):.3g}) "
-            "at good pixels; expected non-negative photon counts"
-        )
-    del values
+    _check_counts(intensities, bad_pixels, diffraction_path)
     positions_rc = positions_m_to_px(
         x_m,
         y_m,
