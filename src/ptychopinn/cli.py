@@ -89,6 +89,29 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_study_run(a: argparse.Namespace) -> int:
+    import distributed  # noqa: F401  (sets its own log levels on import; quieted below)
+
+    from ptychopinn.studies.runner import run_study
+    from ptychopinn.studies.spec import load_study
+
+    if not a.verbose:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    result = run_study(load_study(a.study), a.out, clobber=a.clobber, verify_only=a.verify_only,
+                       scheduler=a.scheduler, show_progress=not a.no_progress,
+                       quiet_workers=not a.verbose)
+    if result.errors:
+        first = next(iter(result.errors.items()))
+        sys.stderr.write(f"ptychopinn study: {len(result.errors)} job(s) failed; first: "
+                         f"{first[0]}: {first[1]}\n")
+        return 1
+    if not result.verification_ok:
+        sys.stderr.write(f"ptychopinn study: verification failed; see "
+                         f"{Path(a.out) / 'verification.json'}\n")
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ptychopinn`` argument parser."""
     p = argparse.ArgumentParser(prog="ptychopinn", description=__doc__)
@@ -141,6 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train-minutes", type=float, default=2.0, help="budget per model")
     s.add_argument("--quick", action="store_true", help="tiny sizes (seconds; for tests)")
     s.set_defaults(func=_cmd_demo)
+
+    s = sub.add_parser("study", help="the dose/overlap study (SPEC §8)")
+    study = s.add_subparsers(dest="study_command", required=True)
+    s = study.add_parser("run", help="run, resume or verify a study on dask.distributed")
+    s.add_argument("study", type=Path, help="STUDY.yaml")
+    s.add_argument("--out", required=True, type=Path, help="study output folder")
+    mode = s.add_mutually_exclusive_group()
+    mode.add_argument("--clobber", action="store_true", help="redo finished jobs")
+    mode.add_argument("--verify-only", action="store_true",
+                      help="re-check the artifacts without computing")
+    s.add_argument("--scheduler", default=None,
+                   help="address of a running dask scheduler (default: a LocalCluster)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_study_run)
 
     _add_model_commands(sub)
     return p
