@@ -40,7 +40,7 @@ def run_iterative_on_dataset(data: PtychoData | str | Path, out_dir: str | Path,
     save_reconstruction(recon, out_dir)
     with atomic_path(out_dir / "loss_history.csv") as tmp:
         tmp.write_text("epoch,loss\n" + "".join(
-            f"{i},{v!r}\n" for i, v in enumerate(res.loss_history)))
+            f"{i},{float(v)!r}\n" for i, v in enumerate(res.loss_history)))
     if cfg.refine_probe:
         with atomic_path(out_dir / "probe.npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, probeGuess=res.probe.astype(np.complex64),

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Siemens star: PtychoPINN vs pty-chi LSQML on real far-field data (issue #5).
+#
+# Data: tike's test set `siemens-star-small.npz.bz2` (APS Velociprobe scan, 516 patterns of
+# 128x128, positions in pixels, BSD-3, from github.com/AdvancedPhotonSource/tike tests/data/).
+# Its probe is an analytic guess, so LSQML refines it first and the PINN trains with that probe.
+#
+#   1. convert the tike file to our dataset NPZ (sqrt counts, DC centred, patch-centre positions)
+#   2. pty-chi LSQML, 100 epochs, probe refinement -> lsqml/{reconstruction.npz, probe.npz}
+#   3. train the PINN (gridsize 2, N=128, unsupervised, whole scan) with LSQML's probe
+#      (`train --probe`; the bundle keeps that probe, so `infer` needs no --probe)
+#   4. infer on the same scan -> pinn/reconstruction.npz
+#   5. compare both against the LSQML reconstruction -> compare/{metrics.csv,frc.csv,comparison.png}
+#
+# Run from the repository root (needs pty-chi: pip install 'ptychopinn[ptychi]'):
+#   bash examples/siemens_star.sh
+#   OUT=/tmp/star MINUTES=8 STAR=path/to/siemens-star-small.npz.bz2 bash examples/siemens_star.sh
+# Steps whose outputs exist are skipped, so an interrupted run can be restarted.
+# On a 2-core CPU: LSQML 100 epochs takes about 5-50 minutes (depending on load), training MINUTES.
+set -euo pipefail
+
+OUT=${OUT:-star_out}
+MINUTES=${MINUTES:-8}
+STAR=${STAR:-../shared/data/real/tike-siemens-star/siemens-star-small.npz.bz2}
+
+if [[ ! -f "$STAR" ]]; then
+    echo "siemens_star.sh: $STAR not found; set STAR=path/to/siemens-star-small.npz.bz2" >&2
+    exit 2
+fi
+mkdir -p "$OUT"
+
+# 1. tike -> dataset
+[[ -f "$OUT/star.npz" ]] ||
+    ptychopinn convert "$STAR" --format tike --out "$OUT/star.npz"
+
+# 2. iterative reference with probe refinement (writes reconstruction.npz and probe.npz)
+[[ -f "$OUT/lsqml/probe.npz" ]] ||
+    ptychopinn iterative --data "$OUT/star.npz" --out "$OUT/lsqml" \
+        --algorithm lsqml --refine-probe --epochs 100
+
+# 3. PINN, unsupervised, on the whole scan, with the refined probe; stops after MINUTES
+[[ -f "$OUT/pinn_run/model.zip" ]] ||
+    ptychopinn train --data "$OUT/star.npz" --probe "$OUT/lsqml/probe.npz" \
+        --out "$OUT/pinn_run" --model pinn --gridsize 2 --epochs 100000 --max-minutes "$MINUTES"
+
+# 4. PINN reconstruction of the same scan
+ptychopinn infer --model "$OUT/pinn_run" --data "$OUT/star.npz" --out "$OUT/pinn"
+
+# 5. metrics, FRC and figure, with LSQML as the reference
+ptychopinn compare --ref "$OUT/lsqml/reconstruction.npz" \
+    --recon PtychoPINN="$OUT/pinn" PtyChi-LSQML="$OUT/lsqml" --out "$OUT/compare"
+
+echo "siemens_star.sh: done; see $OUT/compare/comparison.png and $OUT/compare/metrics.csv"
