@@ -23,6 +23,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from ptychopinn.data.io import load_dataset
 
     data = load_dataset(a.data)
+    if a.probe is not None:
+        data = _with_probe(data, a.probe)
     model_over["n"] = data.patch_size
     cfg = cfg.with_overrides(
         model=model_over,
@@ -35,10 +37,31 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _with_probe(data, path: Path):
+    """``data`` with its probe replaced by ``probeGuess`` from ``path`` (e.g. a refined probe).
+
+    The model (and so ``infer``) uses the probe stored in the bundle; the dataset file is not
+    changed.
+    """
+    from dataclasses import replace
+
+    import numpy as np
+
+    from ptychopinn.data.simulate import load_probe
+    from ptychopinn.errors import PtychoInputError
+
+    probe = load_probe(Path(path), data.patch_size)
+    if not float(np.sum(np.abs(probe) ** 2)) > 0:
+        raise PtychoInputError("probe has zero power", path=path, key="probeGuess")
+    logger.info("probe replaced by %s", path)
+    return replace(data, probe=probe, metadata={**data.metadata, "probe_source": str(path)})
+
+
 def _cmd_infer(a: argparse.Namespace) -> int:
     from ptychopinn.inference.predict import InferConfig, reconstruct, save_reconstruction
 
-    recon = reconstruct(a.model, a.data, InferConfig(batch_size=a.batch_size, device=a.device))
+    recon = reconstruct(a.model, a.data, InferConfig(batch_size=a.batch_size, device=a.device,
+                                                           groups=a.groups))
     path = save_reconstruction(recon, a.out)
     logger.info("wrote %s", path)
     return 0
@@ -119,6 +142,11 @@ def _cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def _devices(text: str) -> int | str:
+    """``--devices``: an integer count stays an int (config.yaml), anything else a string."""
+    return int(text) if text.strip().isdigit() else text
+
+
 def add_commands(sub) -> None:
     """Register the model subcommands on ``sub``."""
     s = sub.add_parser("train", help="train the PINN (or the supervised baseline)")
@@ -131,10 +159,15 @@ def add_commands(sub) -> None:
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--config", type=Path, default=None, help="YAML run config")
     s.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    s.add_argument("--probe", type=Path, default=None,
+                   help="PROBE.npz (probeGuess, e.g. iterative's probe.npz) replacing the "
+                        "dataset's probe")
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--accelerator", default=None, help="auto | cpu | gpu")
-    s.add_argument("--devices", default=None, help="Lightning devices (e.g. 2)")
-    s.add_argument("--strategy", default=None, help="Lightning strategy (e.g. ddp)")
+    s.add_argument("--devices", default=None, type=_devices,
+                   help="Lightning devices: a count (e.g. 2), a list (0,1) or auto")
+    s.add_argument("--strategy", default=None,
+                   help="Lightning strategy: auto | ddp | ddp_spawn | ... (CPU DDP uses gloo)")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("infer", help="reconstruct a scan with a trained model")
@@ -142,6 +175,9 @@ def add_commands(sub) -> None:
     s.add_argument("--data", required=True, type=Path)
     s.add_argument("--out", required=True, type=Path)
     s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--groups", choices=("cover", "every"), default="cover",
+                   help="cover: few groups holding every pattern, all members stitched "
+                        "(fast); every: one group per pattern, seed stitched")
     s.add_argument("--device", default="auto")
     s.set_defaults(func=_cmd_infer)
 

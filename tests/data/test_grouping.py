@@ -5,6 +5,7 @@ import pytest
 
 from ptychopinn.data.grouping import (
     GroupingConfig,
+    covering_groups,
     make_groups,
     nearest_groups,
     relative_offsets,
@@ -42,6 +43,19 @@ def test_nearest_groups_known_answer():
     off = relative_offsets(pos, g)
     np.testing.assert_allclose(np.abs(off), 0.5)
     np.testing.assert_allclose(off.sum(axis=1), 0)
+
+
+def test_covering_groups_hold_every_pattern_with_few_groups():
+    pos = np.array([[0, 0], [0, 1], [1, 0], [1, 1], [50, 50], [50, 51], [51, 50], [51, 51.0]])
+    g = covering_groups(pos, 2)
+    assert g.shape == (2, 4)  # two clusters of four: one group each
+    assert {frozenset(r) for r in g.tolist()} == {frozenset({0, 1, 2, 3}),
+                                                   frozenset({4, 5, 6, 7})}
+    rnd = np.random.default_rng(0).uniform(0, 300, (2000, 2))
+    cov = covering_groups(rnd, 2)
+    assert np.array_equal(np.unique(cov), np.arange(2000))
+    assert len(cov) < 2000 / 2  # far fewer forward passes than one group per pattern
+    np.testing.assert_array_equal(covering_groups(rnd, 1)[:, 0], np.arange(2000))
 
 
 def test_n_groups_and_subsample_seeded():

@@ -133,6 +133,29 @@ def nearest_groups(positions: np.ndarray, gridsize: int, *,
     return _order_members(positions, nbr)
 
 
+def covering_groups(positions: np.ndarray, gridsize: int) -> np.ndarray:
+    """Few deterministic groups that together hold every pattern at least once (inference).
+
+    Greedy over the patterns in position order (row, then column, so the result does not
+    depend on the order of the patterns in the file): a pattern not yet in a kept group seeds
+    one with its C−1 nearest neighbours. About M/C…M/2 groups instead of M, so a whole scan needs that
+    many fewer forward passes when every member of a group is stitched.
+
+    Returns (G, C) int64, members ordered as in :func:`nearest_groups`.
+    """
+    groups = nearest_groups(positions, gridsize)
+    if groups.shape[1] == 1:
+        return groups
+    covered = np.zeros(positions.shape[0], dtype=bool)
+    keep = np.zeros(positions.shape[0], dtype=bool)
+    order = np.lexsort((positions[:, 1], positions[:, 0]))
+    for i in order.tolist():
+        if not covered[i]:
+            keep[i] = True
+            covered[groups[i]] = True
+    return groups[order[keep[order]]]
+
+
 def relative_offsets(positions: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Offsets r_i = p_i − c of each member from its group centre: (G, C, 2) float."""
     p = positions[groups]

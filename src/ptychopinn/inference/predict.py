@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ptychopinn.data.container import PtychoData
-from ptychopinn.data.grouping import nearest_groups, relative_offsets
+from ptychopinn.data.grouping import covering_groups, nearest_groups, relative_offsets
 from ptychopinn.data.io import atomic_path, load_dataset
 from ptychopinn.inference.stitch import Stitcher, object_frame
 from ptychopinn.training.bundle import Bundle, load_bundle
@@ -22,16 +22,25 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class InferConfig:
-    """Streaming inference options. ``batch_size`` groups per forward pass."""
+    """Streaming inference options. ``batch_size`` groups per forward pass.
+
+    ``groups``: ``"cover"`` (default) predicts a small set of neighbour groups that holds
+    every pattern and stitches all C members of each (≈ C× fewer forward passes for
+    gridsize > 1); ``"every"`` makes every pattern the seed of its own group and stitches only
+    the seed's patch.
+    """
 
     batch_size: int = 64
     device: str = "auto"
     show_progress: bool = True
     weight_floor: float = 1e-3
+    groups: str = "cover"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.groups not in ("cover", "every"):
+            raise ValueError(f"groups must be 'cover' or 'every', got {self.groups!r}")
 
 
 @dataclass(frozen=True)
@@ -60,9 +69,10 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
                 cfg: InferConfig | None = None) -> Reconstruction:
     """Reconstruct a whole scan: one forward pass per group of nearest neighbours.
 
-    Every pattern is the seed of one group (its C−1 nearest neighbours); the seed's merged
-    patch is stitched with the probe-intensity weight. Patterns are read batch by batch, so peak
-    memory is bounded by the batch and the canvas, not by the number of patterns.
+    Groups are a seed and its C−1 nearest neighbours (``cfg.groups`` says which seeds); the
+    merged patches are stitched with the probe-intensity weight. Patterns are read batch by
+    batch, so peak memory is bounded by the batch and the canvas, not by the number of
+    patterns.
     """
     cfg = cfg or InferConfig()
     if not isinstance(bundle, Bundle):
@@ -90,14 +100,19 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     t_net = t_stitch = t_read = 0.0
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=m, desc="infer", unit="pat", disable=not cfg.show_progress, leave=False)
     t0 = time.perf_counter()
+    # one KD-tree query for all seeds: (G, C) int64 (a tree per batch made time O(M²))
+    every = cfg.groups == "every"
+    all_groups = (nearest_groups(data.positions, g) if every
+                  else covering_groups(data.positions, g))
+    t_group = time.perf_counter() - t0
+    n_groups = all_groups.shape[0]
+    bar = tqdm(total=n_groups, desc="infer", unit="group", disable=not cfg.show_progress,
+               leave=False)
     with torch.inference_mode():
-        for s in range(0, m, cfg.batch_size):
-            seeds = np.arange(s, min(s + cfg.batch_size, m))
+        for s in range(0, n_groups, cfg.batch_size):
             t = time.perf_counter()
-            groups = nearest_groups(data.positions, g, seeds=seeds)  # (B, C)
-            seed_col = np.argmax(groups == seeds[:, None], axis=1)
+            groups = all_groups[s : s + cfg.batch_size]  # (B, C)
             offsets = relative_offsets(data.positions, groups).astype(np.float32)
             uniq, inv = np.unique(groups, return_inverse=True)
             amp = np.asarray(data.diffraction[uniq], np.float32)[inv.reshape(groups.shape)]
@@ -105,16 +120,23 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
             t = time.perf_counter()
             _, merged = model.predict_patches(torch.from_numpy(amp).to(dev),
                                               torch.from_numpy(offsets).to(dev))
-            patches = merged[torch.arange(len(seeds)), torch.from_numpy(seed_col)]
+            if every:
+                seeds = np.arange(s, s + len(groups))
+                seed_col = np.argmax(groups == seeds[:, None], axis=1)
+                patches = merged[torch.arange(len(groups)), torch.from_numpy(seed_col)]
+                placed = seeds
+            else:
+                patches = merged.reshape(-1, n, n)
+                placed = groups.reshape(-1)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             t_net += time.perf_counter() - t
             t = time.perf_counter()
-            stitcher.add(patches, torch.from_numpy(data.positions[seeds]).to(dev))
+            stitcher.add(patches, torch.from_numpy(data.positions[placed]).to(dev))
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             t_stitch += time.perf_counter() - t
-            bar.update(len(seeds))
+            bar.update(len(groups))
     bar.close()
     t = time.perf_counter()
     obj, cov = stitcher.result(floor=cfg.weight_floor)
@@ -122,11 +144,14 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     total = time.perf_counter() - t0
     info = {
         "n_patterns": m,
+        "n_groups": n_groups,
+        "groups": cfg.groups,
         "seconds": total,
         "patterns_per_second": m / total if total > 0 else 0.0,
         "network_seconds": t_net,
         "stitch_seconds": t_stitch,
         "read_seconds": t_read,
+        "grouping_seconds": t_group,
         "stitch_fraction": t_stitch / total if total > 0 else 0.0,
         "device": str(dev),
         "gridsize": g,

@@ -126,12 +126,6 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
     val_groups, train_groups = groups[perm[:n_val]], groups[perm[n_val:]]
     labels = cfg.model.kind == "baseline"
     train_ds = GroupDataset(data, train_groups, with_labels=labels)
-    gen = torch.Generator().manual_seed(cfg.train.seed)
-    train_dl = DataLoader(train_ds, batch_size=cfg.train.batch_size, shuffle=True,
-                          generator=gen, num_workers=cfg.train.num_workers, drop_last=False)
-    val_dl = (DataLoader(GroupDataset(data, val_groups, with_labels=labels),
-                         batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers)
-              if n_val else None)
     model, consts = build_model(cfg, data)
     hparams = {**cfg.to_dict(), "normalisation": consts}
     module = ReconModule(model, learning_rate=cfg.train.learning_rate, hparams=hparams)
@@ -150,10 +144,19 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
         plugins=[SafeCheckpointIO()],
         enable_progress_bar=cfg.train.show_progress,
         enable_model_summary=False,
-        log_every_n_steps=max(1, min(50, len(train_dl) // 2)),
+        log_every_n_steps=max(1, min(50, -(-len(train_ds) // cfg.train.batch_size) // 2)),
         deterministic=accelerator == "cpu",
         num_sanity_val_steps=0,
     )
+    # Several processes (DDP): Lightning shuffles with a seeded DistributedSampler, and a
+    # torch.Generator cannot be sent to ddp_spawn workers, so it is only used in one process.
+    gen = (torch.Generator().manual_seed(cfg.train.seed) if trainer.world_size == 1
+           else None)
+    train_dl = DataLoader(train_ds, batch_size=cfg.train.batch_size, shuffle=True,
+                          generator=gen, num_workers=cfg.train.num_workers, drop_last=False)
+    val_dl = (DataLoader(GroupDataset(data, val_groups, with_labels=labels),
+                         batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers)
+              if n_val else None)
     t0 = time.perf_counter()
     start_epoch = 0
     if resume and ckpt.exists():
@@ -166,7 +169,7 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
     trainer.fit(module, train_dl, val_dl, ckpt_path=str(ckpt) if resume and ckpt.exists()
                 else None)
     seconds = time.perf_counter() - t0
-    epochs_done = int(trainer.current_epoch)
+    epochs_done = _epochs_completed(trainer, ckpt)
     n_patterns = (epochs_done - start_epoch) * len(train_ds) * cfg.model.channels
     result_loss = trainer.callback_metrics.get("train/loss_epoch")
     if trainer.global_rank != 0:
@@ -203,6 +206,19 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
     return TrainResult(out_dir, bundle_path, epochs_done, seconds,
                        summary["patterns_per_second"], accelerator,
                        summary["final_train_loss"])
+
+
+def _epochs_completed(trainer: Any, ckpt: Path) -> int:
+    """Epochs finished; after ddp_spawn the main process's loop state is not restored by
+    Lightning (only weights and metrics), so the last checkpoint is consulted too."""
+    done = int(trainer.current_epoch)
+    if trainer.world_size > 1 and trainer.global_rank == 0 and ckpt.exists():
+        from ptychopinn.training.checkpoint_io import load_state
+
+        state = load_state(ckpt)
+        done = max(done, int(state["loops"]["fit_loop"]["epoch_progress"]["current"]
+                             ["processed"]))
+    return done
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
