@@ -158,3 +158,16 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, tiny_data, monkeypatch):
         save_dataset(tiny_data, target)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["d.npz"]
+
+
+def test_atomic_write_gets_normal_file_permissions(tmp_path, tiny_data):
+    """The temp file is 0600 (mkstemp); the renamed result honours the umask like open()."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        save_dataset(tiny_data, tmp_path / "d.npz")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "d.npz").stat().st_mode) == 0o644

@@ -12,10 +12,11 @@ from ptychopinn.inference.stitch import ObjectFrame, stitch
 from ptychopinn.training.api import train
 
 PROBE = """
-import resource, sys
+import re, sys
 from ptychopinn.inference.predict import InferConfig, reconstruct
 r = reconstruct(sys.argv[1], sys.argv[2], InferConfig(batch_size=32, show_progress=False))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM is this process's own peak (ru_maxrss can carry the parent's RSS across the fork)
+print(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
 """
 
 

@@ -138,8 +138,8 @@ def covering_groups(positions: np.ndarray, gridsize: int) -> np.ndarray:
 
     Greedy over the patterns in position order (row, then column, so the result does not
     depend on the order of the patterns in the file): a pattern not yet in a kept group seeds
-    one with its C−1 nearest neighbours. About M/C…M/2 groups instead of M, so a whole scan needs that
-    many fewer forward passes when every member of a group is stitched.
+    one with its C−1 nearest neighbours. About M/C…M/2 groups instead of M, so a whole scan
+    needs that many fewer forward passes when every member of a group is stitched.
 
     Returns (G, C) int64, members ordered as in :func:`nearest_groups`.
     """

@@ -259,7 +259,8 @@ def compare_reconstructions(
         pairs[name] = pair
         scores[name] = evaluate_aligned(pair, ring_width=ring_width)
         curves[name] = {
-            part: frc(a, b, ring_width=ring_width) for part, (a, b) in part_images(pair).items()
+            part: frc(a, b, ring_width=ring_width, window="hann")
+            for part, (a, b) in part_images(pair).items()
         }
         logger.info(
             "%s: shift %s px, amplitude SSIM %.4f, phase SSIM %.4f",

@@ -64,8 +64,9 @@ def frc(
         shorter axis).
     window : {None, "hann"}, optional
         Apodization applied to both images before the DFT. ``None`` (default) uses the images
-        as they are; ``"hann"`` multiplies both by a separable periodic Hann window, which
-        removes the edge-discontinuity cross at the cost of a slight low-pass.
+        as they are; ``"hann"`` removes each image's mean and multiplies both by a separable
+        periodic Hann window, which removes the edge-discontinuity cross (shared by any two
+        images of the same crop, so it biases the curve high) at the cost of a slight low-pass.
 
     Returns
     -------
@@ -101,7 +102,7 @@ def frc(
         from scipy.signal import windows
 
         win = np.outer(windows.hann(a.shape[0], sym=False), windows.hann(a.shape[1], sym=False))
-        a, b = a * win, b * win
+        a, b = (a - a.mean()) * win, (b - b.mean()) * win
     elif window is not None:
         raise ValueError(f"window must be None or 'hann', got {window!r}")
 

@@ -17,7 +17,7 @@ of a pure phase object), ``L = max(|image_true|)`` is used instead, or 1 if that
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy.ndimage import uniform_filter
@@ -422,8 +422,9 @@ def part_images(pair: AlignedPair) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
-def _score(a: np.ndarray, b: np.ndarray, *, ring_width: float) -> dict[str, float]:
-    freqs, curve = frc(a, b, ring_width=ring_width)
+def _score(a: np.ndarray, b: np.ndarray, *, ring_width: float,
+           frc_window: Literal["hann"] | None) -> dict[str, float]:
+    freqs, curve = frc(a, b, ring_width=ring_width, window=frc_window)
     return {
         "mae": mae(a, b),
         "mse": mse(a, b),
@@ -436,7 +437,8 @@ def _score(a: np.ndarray, b: np.ndarray, *, ring_width: float) -> dict[str, floa
     }
 
 
-def evaluate_aligned(pair: AlignedPair, *, ring_width: float = 1.0) -> dict[str, dict[str, float]]:
+def evaluate_aligned(pair: AlignedPair, *, ring_width: float = 1.0,
+                     frc_window: Literal["hann"] | None = "hann") -> dict[str, dict[str, float]]:
     """All SPEC §7 metrics of an already aligned pair.
 
     Parameters
@@ -445,6 +447,9 @@ def evaluate_aligned(pair: AlignedPair, *, ring_width: float = 1.0) -> dict[str,
         Output of :func:`~ptychopinn.evaluation.registration.align_to_reference`.
     ring_width : float, optional
         FRC ring width (see :func:`~ptychopinn.evaluation.frc.frc`).
+    frc_window : {"hann", None}, optional
+        Apodization of both crops before the FRC (default Hann: without it the crop edges
+        correlate and the crossings come out too high).
 
     Returns
     -------
@@ -453,7 +458,8 @@ def evaluate_aligned(pair: AlignedPair, *, ring_width: float = 1.0) -> dict[str,
         :data:`METRIC_NAMES`; ``frc50``/``frc17`` are the 0.5 and 1/7 FRC crossings in
         cycles/pixel (0.5 = never crosses).
     """
-    return {part: _score(a, b, ring_width=ring_width) for part, (a, b) in part_images(pair).items()}
+    return {part: _score(a, b, ring_width=ring_width, frc_window=frc_window)
+            for part, (a, b) in part_images(pair).items()}
 
 
 def evaluate(
@@ -461,6 +467,7 @@ def evaluate(
     test_complex: np.ndarray,
     *,
     ring_width: float = 1.0,
+    frc_window: Literal["hann"] | None = "hann",
     **align_kwargs: Any,
 ) -> dict[str, dict[str, float]]:
     """Register a reconstruction to a reference and compute every metric (SPEC §7).
@@ -473,6 +480,8 @@ def evaluate(
         Reconstruction on the same pixel frame.
     ring_width : float, optional
         FRC ring width.
+    frc_window : {"hann", None}, optional
+        FRC apodization (see :func:`evaluate_aligned`).
     **align_kwargs
         Passed to :func:`~ptychopinn.evaluation.registration.align_to_reference`
         (``coverage``, ``region``, ``upsample_factor``, ``phase``, ``crop_margin``, ...).
@@ -496,4 +505,4 @@ def evaluate(
     1.0
     """
     pair = align_to_reference(reference_complex, test_complex, **align_kwargs)
-    return evaluate_aligned(pair, ring_width=ring_width)
+    return evaluate_aligned(pair, ring_width=ring_width, frc_window=frc_window)

@@ -44,7 +44,8 @@ class ReconModule(L.LightningModule):
     def _shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         loss, out = self._loss(batch)
         bs = batch["amplitude"].shape[0]
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, sync_dist=stage != "train",
+        # synced across processes (DDP) so the LR plateau scheduler sees one loss on all ranks
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, sync_dist=True,
                  on_step=stage == "train", on_epoch=True)
         if stage == "train":
             phase = torch.angle(out["raw"])
