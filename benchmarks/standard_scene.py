@@ -41,6 +41,8 @@ def main() -> None:
     p.add_argument("--photons", type=float, default=1e6)
     p.add_argument("--n-positions", type=int, default=2000)
     p.add_argument("--models", default="pinn2,pinn1,baseline")
+    p.add_argument("--model-overrides", default="{}",
+                   help='JSON of ModelConfig fields for the PINN runs, e.g. {"pad_object": false}')
     a = p.parse_args()
     probe = str(XPP) if XPP.exists() else "disk"
     data = simulate(SimulationConfig(object="lines", probe=probe, n_positions=a.n_positions,
@@ -52,7 +54,9 @@ def main() -> None:
     for name in a.models.split(","):
         kind, gs = ("baseline", 1) if name == "baseline" else ("pinn", int(name[-1]))
         cfg = RunConfig().with_overrides(
-            model={"kind": kind, "gridsize": gs}, grouping={"gridsize": gs},
+            model={"kind": kind, "gridsize": gs,
+                   **(json.loads(a.model_overrides) if kind == "pinn" else {})},
+            grouping={"gridsize": gs},
             train={"epochs": 10_000, "max_minutes": a.minutes, "show_progress": False})
         run = a.out / f"run_{name}"
         t0 = time.perf_counter()

@@ -19,7 +19,7 @@ class TrainConfig:
     """Optimisation and device options. ``max_minutes`` caps wall time (None = no cap)."""
 
     epochs: int = 30
-    batch_size: int = 16
+    batch_size: int = 8  # groups; more, smaller steps won at equal time (BENCHMARKS.md)
     learning_rate: float = 2e-3
     max_minutes: float | None = None
     val_fraction: float = 0.05
