@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ptychopinn.data.container import PtychoData
-from ptychopinn.physics.patches import place_patches
+from ptychopinn.physics.patches import bilinear_indices, bilinear_splat
 
 
 @dataclass(frozen=True)
@@ -54,24 +54,20 @@ class Stitcher:
     def add(self, patches: Tensor, positions: Tensor) -> None:
         """Add patches (K, N, N) complex at absolute positions (K, 2) (row, col).
 
-        Costs O(K N²), independent of the canvas size: each patch is placed sub-pixel by
-        :func:`place_patches` on its own (N+1, N+1) support, which is then added into the
-        canvas at its integer corner (pixels outside the canvas are dropped, as in
+        Costs O(K N²), independent of the canvas size: each patch is spread sub-pixel onto
+        its own (N+1, N+1) integer support (:func:`bilinear_splat`, as in ``place_patches``),
+        which is index-added into the canvas (pixels outside the canvas are dropped, as in
         ``place_patches``). Same sums as ``place_patches`` on the whole canvas.
         """
-        k, n = patches.shape[0], patches.shape[-1]
+        k = patches.shape[0]
         pos = positions.to(torch.float64) - self._origin
-        base = torch.floor(pos)
-        local = (pos - base + n // 2)[:, None]  # (K, 1, 2): support starts at pixel 0
-        w = self.weight.expand(k, -1, -1)
-        support = (n + 1, n + 1)
-        num = place_patches((patches * w)[:, None], local, support)  # (K, N+1, N+1)
-        den = place_patches(w[:, None], local, support)
-        flat, valid = _support_index(base.to(torch.int64) - n // 2, n + 1, self.frame.shape)
+        flat, valid, frac = bilinear_indices(pos, patches.shape[-1], self.frame.shape)
+        num = bilinear_splat(patches * self.weight, frac)  # (K, N+1, N+1)
+        den = bilinear_splat(self.weight.expand(k, -1, -1), frac)
         if not bool(valid.all()):  # some support pixels lie outside the canvas: drop them
             num, den = num * valid, den * valid
-        self.num.view(-1).index_add_(0, flat, num.reshape(-1))
-        self.den.view(-1).index_add_(0, flat, den.reshape(-1))
+        self.num.view(-1).index_add_(0, flat.reshape(-1), num.reshape(-1))
+        self.den.view(-1).index_add_(0, flat.reshape(-1), den.reshape(-1))
 
     def result(self, *, floor: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
         """(object (H, W) complex64, coverage (H, W) float32); object is 0 where coverage is."""
@@ -80,18 +76,6 @@ class Stitcher:
         obj = torch.where(ok, self.num / cov.clamp_min(1e-30), torch.zeros_like(self.num))
         cov = torch.where(ok, cov, torch.zeros_like(cov))
         return obj.cpu().numpy().astype(np.complex64), cov.cpu().numpy().astype(np.float32)
-
-
-def _support_index(start: Tensor, size: int, shape: tuple[int, int]) -> tuple[Tensor, Tensor]:
-    """Flat canvas indices (K·size²,) of (size, size) blocks with top-left corners ``start``
-    (K, 2) int64, clamped into the canvas, and the (K, size, size) mask of those inside it."""
-    h, w = shape
-    ar = torch.arange(size, device=start.device)
-    rows = start[:, 0, None] + ar  # (K, size)
-    cols = start[:, 1, None] + ar
-    valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-    flat = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]
-    return flat.reshape(-1), valid
 
 
 def stitch(patches: np.ndarray, positions: np.ndarray, frame: ObjectFrame,

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 
-def _bilinear_indices(
+def bilinear_indices(
     positions: Tensor, n: int, shape: tuple[int, int]
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Flat indices, validity mask and bilinear weights of the (N+1, N+1) integer support.
@@ -87,11 +87,11 @@ def extract_patches(obj: Tensor, positions: Tensor, n: int) -> Tensor:
         b, h, w = obj.shape
         bsz, k, _ = positions.shape
         offs = torch.arange(b, device=obj.device).repeat_interleave(k) * (h * w)
-        flat, valid, frac = _bilinear_indices(positions.reshape(-1, 2), n, (h, w))
+        flat, valid, frac = bilinear_indices(positions.reshape(-1, 2), n, (h, w))
         flat = flat + offs[:, None, None]
         return _gather(obj.reshape(-1), flat, valid, frac, n).reshape(b, k, n, n)
     h, w = obj.shape
-    flat, valid, frac = _bilinear_indices(positions, n, (h, w))
+    flat, valid, frac = bilinear_indices(positions, n, (h, w))
     return _gather(obj.reshape(-1), flat, valid, frac, n)
 
 
@@ -127,16 +127,19 @@ def place_patches(patches: Tensor, positions: Tensor, shape: tuple[int, int]) ->
     if patches.ndim == 4:
         b, k, n, _ = patches.shape
         offs = torch.arange(b, device=patches.device).repeat_interleave(k) * (h * w)
-        flat, valid, frac = _bilinear_indices(positions.reshape(-1, 2), n, (h, w))
+        flat, valid, frac = bilinear_indices(positions.reshape(-1, 2), n, (h, w))
         flat = flat + offs[:, None, None]
         out = _scatter(patches.reshape(-1, n, n), flat, valid, frac, b * h * w)
         return out.reshape(b, h, w)
     n = patches.shape[-1]
-    flat, valid, frac = _bilinear_indices(positions, n, (h, w))
+    flat, valid, frac = bilinear_indices(positions, n, (h, w))
     return _scatter(patches, flat, valid, frac, h * w).reshape(h, w)
 
 
-def _scatter(patches: Tensor, flat: Tensor, valid: Tensor, frac: Tensor, size: int) -> Tensor:
+def bilinear_splat(patches: Tensor, frac: Tensor) -> Tensor:
+    """Spread (K, N, N) patches onto their (K, N+1, N+1) integer supports with the bilinear
+    weights of the fractional positions ``frac`` (K, 2): the per-patch part of
+    :func:`place_patches`, before the supports are added into a canvas."""
     k, n, _ = patches.shape
     w00, w01, w10, w11 = _weights(frac, patches.dtype)
     support = patches.new_zeros((k, n + 1, n + 1))
@@ -144,7 +147,11 @@ def _scatter(patches: Tensor, flat: Tensor, valid: Tensor, frac: Tensor, size: i
     support[:, :n, 1:] += w01 * patches
     support[:, 1:, :n] += w10 * patches
     support[:, 1:, 1:] += w11 * patches
-    support = support * valid.to(support.dtype)
+    return support
+
+
+def _scatter(patches: Tensor, flat: Tensor, valid: Tensor, frac: Tensor, size: int) -> Tensor:
+    support = bilinear_splat(patches, frac) * valid.to(patches.dtype)
     out = patches.new_zeros(size)
     return out.index_add(0, flat.reshape(-1), support.reshape(-1))
 
