@@ -78,7 +78,7 @@ def test_tiny_study_end_to_end(finished_study):
     manifest = json.loads((out / "manifest.json").read_text())
     listed = {f["path"]: f for f in manifest["files"]}
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert set(listed) == on_disk - {"manifest.json"}
+    assert set(listed) == on_disk - {"manifest.json", ".study.lock"}  # the lock is no artifact
     for rel in ("metrics.parquet", "report.html", "jobs/simulate-d1e4/data.npz"):
         assert listed[rel]["sha256"] == _sha(out / rel)
         assert listed[rel]["size"] == (out / rel).stat().st_size
@@ -96,6 +96,26 @@ def test_rerun_skips_everything(finished_study, tmp_path):
     assert res.ok and set(res.states.values()) == {"skipped"}
     assert {s for _, s in events} == {"skipped"}
     assert {p: p.stat().st_mtime_ns for p in marks} == marks
+
+
+def test_second_run_on_the_same_folder_is_refused(finished_study, tmp_path, capsys):
+    """While one run holds OUT/.study.lock, another is refused in one line; nothing changes."""
+    import fcntl
+
+    spec, out, _, _ = finished_study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    before = (copy / "manifest.json").read_bytes()
+    with open(copy / ".study.lock", "a") as fh:  # another process would hold it like this
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        with pytest.raises(RuntimeError, match="another 'study run' is using this folder"):
+            run_study(spec, copy, show_progress=False)
+        study_yaml = str(copy / "study.yaml")
+        assert main(["study", "run", study_yaml, "--out", str(copy)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and ".study.lock" in err[0]
+    assert (copy / "manifest.json").read_bytes() == before
+    assert run_study(spec, copy, show_progress=False).ok  # released: the rerun works
 
 
 def test_verification_flags_deleted_and_truncated(finished_study, tmp_path, capsys):

@@ -130,6 +130,28 @@ def _log_state(job_id: str, state: str, detail: str = "", hook: EventHook | None
         hook(job_id, state)
 
 
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out/.study.lock`` for the run: a second ``study run`` on the
+    same folder (which would race on the same job folders) is refused with one line. The OS
+    releases the lock when the process dies, so a killed run never blocks its resume."""
+    import fcntl
+
+    from ptychopinn.studies.verify import LOCK
+
+    with open(out / LOCK, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"{out}: another 'study run' is using this folder (lock "
+                               f"{out / LOCK} is held); wait for it or choose another --out"
+                               ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def run_study(spec: StudySpec, out: str | Path, *, clobber: bool = False,
               verify_only: bool = False, scheduler: str | None = None,
               show_progress: bool = True, on_event: EventHook | None = None,
@@ -177,13 +199,14 @@ def run_study(spec: StudySpec, out: str | Path, *, clobber: bool = False,
         return StudyResult(out, {j.id: "not run" for j in jobs}, {}, ver["ok"],
                            time.perf_counter() - t0)
     out.mkdir(parents=True, exist_ok=True)
-    _write_spec(spec, out / "study.yaml")
-    states, errors = _run_graph(spec, jobs, out, clobber=clobber, scheduler=scheduler,
-                                show_progress=show_progress, on_event=on_event,
-                                quiet_workers=quiet_workers)
-    write_report(spec, jobs, out, states=states)
-    ver = verify_study(spec, jobs, out, check_manifest=False)
-    write_manifest(out)
+    with _exclusive(out):
+        _write_spec(spec, out / "study.yaml")
+        states, errors = _run_graph(spec, jobs, out, clobber=clobber, scheduler=scheduler,
+                                    show_progress=show_progress, on_event=on_event,
+                                    quiet_workers=quiet_workers)
+        write_report(spec, jobs, out, states=states)
+        ver = verify_study(spec, jobs, out, check_manifest=False)
+        write_manifest(out)
     n = {s: sum(v == s for v in states.values()) for s in ("done", "skipped", "failed")}
     logger.info("study %s: %d done, %d skipped, %d failed in %.1f s; verification %s -> %s",
                 spec.name, n["done"], n["skipped"], n["failed"], time.perf_counter() - t0,

@@ -20,6 +20,8 @@ __all__ = ["check_file", "expected_artifacts", "verify_study", "write_manifest"]
 #: Columns of the tidy metrics table (SPEC §8).
 METRICS_COLUMNS: tuple[str, ...] = ("dose", "view", "model", "split", "metric", "part", "value")
 MANIFEST = "manifest.json"
+#: Lock file held by a running ``study run`` (not an artifact).
+LOCK = ".study.lock"
 VERIFICATION = "verification.json"
 
 
@@ -199,7 +201,7 @@ def write_manifest(out: str | Path) -> dict[str, Any]:
     files = []
     for p in sorted(out.rglob("*")):
         rel = p.relative_to(out).as_posix()
-        if not p.is_file() or rel == MANIFEST or p.name.endswith(".tmp"):
+        if not p.is_file() or rel in (MANIFEST, LOCK) or p.name.endswith(".tmp"):
             continue
         files.append({"path": rel, **file_record(p)})
     manifest = {"format": "ptychopinn.study-manifest/1", "n_files": len(files),
