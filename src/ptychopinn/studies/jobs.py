@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from ptychopinn.data.inspect import sha256_file
 from ptychopinn.studies.spec import StudySpec, dose_label, seed_from_string
 
 logger = logging.getLogger(__name__)
@@ -105,17 +106,9 @@ def _sha_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _sha_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def file_record(path: Path) -> dict[str, Any]:
     """``{"sha256": hex digest, "size": bytes}`` of a file."""
-    return {"sha256": _sha_file(path), "size": path.stat().st_size}
+    return {"sha256": sha256_file(path), "size": path.stat().st_size}
 
 
 def job_dir(out: str | Path, job_id: str) -> Path:
@@ -128,8 +121,8 @@ def build_jobs(spec: StudySpec) -> list[Job]:
     """The study's jobs in a topological order (dependencies first)."""
     scene = spec.scene
     scene_seed = seed_from_string(f"{spec.seed}/scene")
-    probe_sha = None if scene.probe == "disk" else _sha_file(Path(scene.probe))
-    object_sha = None if scene.object in ("lines", "grf") else _sha_file(Path(scene.object))
+    probe_sha = None if scene.probe == "disk" else sha256_file(Path(scene.probe))
+    object_sha = None if scene.object in ("lines", "grf") else sha256_file(Path(scene.object))
     jobs: list[Job] = []
     for dose in spec.doses:
         d = dose_label(dose)
@@ -209,7 +202,7 @@ def outputs_problem(out: str | Path, rec: Mapping[str, Any]) -> str | None:
             return f"{rel} is missing"
         if p.stat().st_size != meta.get("size"):
             return f"{rel} has {p.stat().st_size} bytes, recorded {meta.get('size')}"
-        if _sha_file(p) != meta.get("sha256"):
+        if sha256_file(p) != meta.get("sha256"):
             return f"{rel} changed (SHA-256 differs from done.json)"
     return None
 
