@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,15 +33,12 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix + ".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    # created like open() would (mode 0o666 minus the umask; mkstemp would give 0600), and
+    # exclusively, so two writers never share a temp file
+    tmp_path = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}.tmp"
+    os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp_path
-        # mkstemp creates 0600; give the result the permissions a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
