@@ -199,3 +199,23 @@ def test_model_sizes_32_64_128():
         out = m(torch.rand(2, 4, n, n), torch.randn(2, 4, 2))
         assert out["patches"].shape == (2, 4, n, n)
         assert float(torch.angle(out["raw"].detach()).abs().max()) < 0.3  # phase starts near 0
+
+
+def test_infer_groups_cover_matches_every_and_bad_value_refused(trained, tiny_data, tmp_path,
+                                                                capsys):
+    """Both inference modes reconstruct the same scan; an unknown mode is refused, no output."""
+    cover = reconstruct(trained, tiny_data, InferConfig(show_progress=False))
+    every = reconstruct(trained, tiny_data, InferConfig(show_progress=False, groups="every"))
+    assert cover.info["n_groups"] < every.info["n_groups"] == tiny_data.n_patterns
+    # same footprint up to the relative weight floor at the scan's faint edges
+    assert np.mean((cover.coverage > 0) == (every.coverage > 0)) > 0.97
+    with pytest.raises(ValueError, match="groups must be 'cover' or 'every', got 'all'"):
+        InferConfig(groups="all")
+    with pytest.raises(SystemExit) as info:
+        main(["infer", "--model", str(trained), "--data", "x.npz", "--out",
+              str(tmp_path / "out"), "--groups", "all"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("ptychopinn infer: error: argument --groups: invalid choice: 'all' "
+                       "(choose from 'cover', 'every')")
+    assert not (tmp_path / "out").exists()
