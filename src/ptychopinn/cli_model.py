@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from ptychopinn.models.registry import KINDS
+
 logger = logging.getLogger("ptychopinn")
 
 
@@ -109,11 +111,25 @@ def _load_reference(path: Path):
 def _cmd_iterative(a: argparse.Namespace) -> int:
     from ptychopinn.iterative.run import IterativeConfig, run_iterative_on_dataset
 
+    every = _snapshot_every(a.snapshot_every, a.epochs)
     cfg = IterativeConfig(algorithm=a.algorithm, epochs=a.epochs, batch_size=a.batch_size,
                           refine_probe=a.refine_probe, refine_positions=a.refine_positions,
-                          seed=a.seed)
+                          seed=a.seed, snapshot_every=every)
     run_iterative_on_dataset(a.data, a.out, cfg)
     return 0
+
+
+def _snapshot_every(text: str | None, epochs: int) -> int | None:
+    """``--snapshot-every`` as an integer K with 1 <= K <= epochs (None when not given)."""
+    from ptychopinn.errors import PtychoInputError
+
+    if text is None:
+        return None
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= epochs:
+        raise PtychoInputError(f"--snapshot-every must be an integer from 1 to --epochs "
+                               f"({epochs}); got {text!r}")
+    return int(value)
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
@@ -150,62 +166,84 @@ def _devices(text: str) -> int | str:
 def add_commands(sub) -> None:
     """Register the model subcommands on ``sub``."""
     s = sub.add_parser("train", help="train the PINN (or the supervised baseline)")
-    s.add_argument("--data", required=True, type=Path)
+    s.add_argument("--data", required=True, type=Path, help="training dataset (.npz or .h5)")
     s.add_argument("--out", required=True, type=Path, help="run directory")
-    s.add_argument("--model", default="pinn", choices=["pinn", "baseline"])
-    s.add_argument("--gridsize", type=int, default=None)
-    s.add_argument("--epochs", type=int, default=None)
-    s.add_argument("--max-minutes", type=float, default=None)
-    s.add_argument("--batch-size", type=int, default=None)
-    s.add_argument("--config", type=Path, default=None, help="YAML run config")
+    s.add_argument("--model", default="pinn", choices=sorted(KINDS),
+                   help="model kind (pinn: physics-informed, no labels needed; baseline: supervised)")
+    s.add_argument("--gridsize", type=int, default=None,
+                   help="groups of gridsize² patterns (default: the --config value, else 2; "
+                        "1 for the baseline)")
+    s.add_argument("--epochs", type=int, default=None, help="training epochs (default: the --config value, else 30)")
+    s.add_argument("--max-minutes", type=float, default=None,
+                   help="wall-time cap in minutes (default: the --config value, else none)")
+    s.add_argument("--batch-size", type=int, default=None,
+                   help="groups per optimiser step (default: the --config value, else 8)")
+    s.add_argument("--config", type=Path, default=None,
+                   help="YAML run config with sections model, grouping, train (default: the "
+                        "built-in defaults; with --resume, RUN_DIR/config.yaml)")
     s.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     s.add_argument("--probe", type=Path, default=None,
                    help="PROBE.npz (probeGuess, e.g. iterative's probe.npz) replacing the "
                         "dataset's probe")
-    s.add_argument("--seed", type=int, default=None)
-    s.add_argument("--accelerator", default=None, help="auto | cpu | gpu")
+    s.add_argument("--seed", type=int, default=None, help="training seed (default: the --config value, else 0)")
+    s.add_argument("--accelerator", default=None, help="auto | cpu | gpu (default: the --config value, else auto)")
     s.add_argument("--devices", default=None, type=_devices,
-                   help="Lightning devices: a count (e.g. 2), a list (0,1) or auto")
+                   help="Lightning devices: a count (e.g. 2), a list (0,1) or auto "
+                        "(default: the --config value, else auto)")
     s.add_argument("--strategy", default=None,
-                   help="Lightning strategy: auto | ddp | ddp_spawn | ... (CPU DDP uses gloo)")
+                   help="Lightning strategy: auto | ddp | ddp_spawn | ... (CPU DDP uses gloo) "
+                        "(default: the --config value, else auto)")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("infer", help="reconstruct a scan with a trained model")
     s.add_argument("--model", required=True, type=Path, help="RUN_DIR or model.zip")
-    s.add_argument("--data", required=True, type=Path)
-    s.add_argument("--out", required=True, type=Path)
-    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--data", required=True, type=Path,
+                   help="dataset to reconstruct (.npz, .h5 or a Ptychodus batch folder)")
+    s.add_argument("--out", required=True, type=Path,
+                   help="output folder (reconstruction.npz, amplitude/phase PNGs)")
+    s.add_argument("--batch-size", type=int, default=64, help="groups per forward pass")
     s.add_argument("--groups", choices=("cover", "every"), default="cover",
                    help="cover: few groups holding every pattern, all members stitched "
                         "(fast); every: one group per pattern, seed stitched")
-    s.add_argument("--device", default="auto")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda")
     s.set_defaults(func=_cmd_infer)
 
     s = sub.add_parser("compare", help="metrics, FRC and figures against a reference")
     s.add_argument("--ref", required=True, type=Path, help="DATA.npz with objectGuess or RECON")
     s.add_argument("--recon", required=True, nargs="+", help="NAME=OUT_DIR ...")
-    s.add_argument("--out", required=True, type=Path)
-    s.add_argument("--phase", default="mean", choices=["mean", "plane"])
+    s.add_argument("--out", required=True, type=Path,
+                   help="output folder (metrics.csv, metrics.json, FRC, figures)")
+    s.add_argument("--phase", default="mean", choices=["mean", "plane"],
+                   help="phase alignment: remove the mean offset or a fitted phase plane")
     s.set_defaults(func=_cmd_compare)
 
     s = sub.add_parser("export", help="export a reconstruction as a Ptychodus product.h5")
     s.add_argument("recon", type=Path, help="OUT_DIR or reconstruction.npz")
     s.add_argument("--data", required=True, type=Path, help="dataset it was reconstructed from")
-    s.add_argument("--format", default="ptychodus", choices=["ptychodus"])
+    s.add_argument("--format", default="ptychodus", choices=["ptychodus"], help="output format")
     s.add_argument("--out", required=True, type=Path, help="product.h5")
-    s.add_argument("--pixel-size-m", type=float, default=None)
-    s.add_argument("--photon-energy-ev", type=float, default=None)
-    s.add_argument("--distance-m", type=float, default=None)
-    s.add_argument("--name", default="ptychopinn")
+    s.add_argument("--pixel-size-m", type=float, default=None,
+                   help="object pixel size in m (default: from the dataset metadata)")
+    s.add_argument("--photon-energy-ev", type=float, default=None,
+                   help="photon energy in eV (default: from the dataset metadata)")
+    s.add_argument("--distance-m", type=float, default=None,
+                   help="detector-object distance in m (default: from the dataset metadata)")
+    s.add_argument("--name", default="ptychopinn", help="product name")
     s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser("iterative", help="iterative reconstruction with pty-chi")
-    s.add_argument("--data", required=True, type=Path)
-    s.add_argument("--out", required=True, type=Path)
-    s.add_argument("--algorithm", default="lsqml", choices=["lsqml", "epie", "rpie", "dm"])
-    s.add_argument("--epochs", type=int, default=100)
-    s.add_argument("--batch-size", type=int, default=32)
-    s.add_argument("--refine-probe", action="store_true")
-    s.add_argument("--refine-positions", action="store_true")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--data", required=True, type=Path, help="dataset (.npz or .h5)")
+    s.add_argument("--out", required=True, type=Path,
+                   help="output folder (reconstruction.npz, probe.npz, PNGs)")
+    s.add_argument("--algorithm", default="lsqml", choices=["lsqml", "epie", "rpie", "dm"],
+                   help="pty-chi algorithm")
+    s.add_argument("--epochs", type=int, default=100, help="passes over the scan")
+    s.add_argument("--batch-size", type=int, default=32, help="patterns per minibatch")
+    s.add_argument("--refine-probe", action="store_true", help="also refine the probe")
+    s.add_argument("--refine-positions", action="store_true",
+                   help="also refine the scan positions")
+    s.add_argument("--seed", type=int, default=0, help="seed of the reconstruction")
+    s.add_argument("--snapshot-every", default=None, metavar="K",
+                   help="also write snapshots.npz: the object every K epochs and after the "
+                        "last, with the cumulative reconstruction time of each (1 <= K <= E)")
     s.set_defaults(func=_cmd_iterative)

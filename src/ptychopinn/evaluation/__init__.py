@@ -1,8 +1,9 @@
 """Evaluation of reconstructions against a reference (SPEC §7).
 
 Pure numpy: registration (:mod:`.registration`), image metrics (:mod:`.metrics`), Fourier ring
-correlation (:mod:`.frc`) and the ``compare`` writer (:mod:`.compare`, the only module that
-writes files). This subpackage depends on no other part of ptychopinn.
+correlation (:mod:`.frc`), quality against wall time of iterative snapshots (:mod:`.snapshots`)
+and the ``compare`` writer (:mod:`.compare`, the only module that writes files). This
+subpackage depends on no other part of ptychopinn.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ptychopinn.evaluation.registration import (
     scanned_region,
     shift_image,
 )
+from ptychopinn.evaluation.snapshots import Trajectory, load_snapshots, time_to_reach, trajectory
 
 __all__ = [
     "CANONICAL_MODEL_NAMES",
@@ -43,6 +45,7 @@ __all__ = [
     "METRIC_NAMES",
     "PARTS",
     "AlignedPair",
+    "Trajectory",
     "align_to_reference",
     "canonical_model_name",
     "compare_reconstructions",
@@ -50,6 +53,7 @@ __all__ = [
     "evaluate_aligned",
     "frc",
     "frc_crossing",
+    "load_snapshots",
     "mae",
     "ms_ssim",
     "mse",
@@ -62,4 +66,6 @@ __all__ = [
     "scanned_region",
     "shift_image",
     "ssim",
+    "time_to_reach",
+    "trajectory",
 ]

@@ -4,7 +4,10 @@ Not part of the public API: :mod:`ptychopinn.iterative.ptychi_backend` starts it
 ``IN`` (``.npz``: ``counts`` (M,N,N) float32 DC-centred intensities, ``positions_rc`` (M,2)
 float64 patch centres in object pixels, ``probe`` (N,N) complex64 on the ortho-FFT scale,
 ``object`` (H,W) complex64 initial object, ``config_json`` 0-d str) and writes ``OUT``
-(``.npz``) atomically. It runs in its own process because pty-chi sets torch's global default
+(``.npz``) atomically; with ``snapshot_every`` = K in the config it also holds
+``snapshot_epochs`` (S,) int64, ``snapshot_seconds`` (S,) float64 (cumulative compute time,
+snapshot copies excluded) and ``snapshot_objects`` (S,H,W) complex64, taken every K epochs and
+after the last. It runs in its own process because pty-chi sets torch's global default
 dtype and device. Progress goes to stderr as ``PTYCHOPINN_PROGRESS epoch=E/T loss=L`` lines,
 a fatal error as one ``PTYCHOPINN_ERROR <message>`` line (exit code 1).
 """
@@ -171,8 +174,14 @@ def _main(in_path: Path, out_path: Path) -> None:
         return
 
     epochs = int(cfg["epochs"])
-    t0 = time.perf_counter()
+    every = int(cfg.get("snapshot_every") or 0)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     losses: list[float] = []
+    snap_epochs: list[int] = []
+    snap_seconds: list[float] = []
+    snap_objects: list[np.ndarray] = []
+    paused = 0.0  # seconds spent copying snapshots, excluded from the timings
+    t0 = time.perf_counter()
     for epoch in range(1, epochs + 1):
         task.run(n_epochs=1)
         table = task.reconstructor.loss_tracker.table
@@ -180,7 +189,17 @@ def _main(in_path: Path, out_path: Path) -> None:
         losses.append(loss)
         sys.stderr.write(f"PTYCHOPINN_PROGRESS epoch={epoch}/{epochs} loss={loss:.6g}\n")
         sys.stderr.flush()
-    wall = time.perf_counter() - t0
+        if every and (epoch % every == 0 or epoch == epochs):
+            sync()  # the epoch's (asynchronous) GPU work belongs to the compute time
+            t_snap = time.perf_counter()
+            snap_epochs.append(epoch)
+            snap_seconds.append(t_snap - t0 - paused)
+            snap_objects.append(
+                task.get_data_to_cpu("object", as_numpy=True)[0].astype(np.complex64))
+            paused += time.perf_counter() - t_snap
+    sync()
+    # the last epoch ended at its snapshot (if any), which therefore carries the run's time
+    wall = snap_seconds[-1] if snap_seconds else time.perf_counter() - t0 - paused
 
     obj = task.get_data_to_cpu("object", as_numpy=True)[0].astype(np.complex64)
     probe_out = task.get_data_to_cpu("probe", as_numpy=True)[0, 0] * np.float32(fft_scale)
@@ -190,6 +209,11 @@ def _main(in_path: Path, out_path: Path) -> None:
     ).astype(np.float64)
     if not cfg["refine_positions"]:
         pos_out = positions
+    snapshots = {}
+    if every:
+        snapshots = {"snapshot_epochs": np.asarray(snap_epochs, dtype=np.int64),
+                     "snapshot_seconds": np.asarray(snap_seconds, dtype=np.float64),
+                     "snapshot_objects": np.stack(snap_objects)}
     _save(
         out_path,
         object=obj,
@@ -198,6 +222,8 @@ def _main(in_path: Path, out_path: Path) -> None:
         loss_history=np.asarray(losses, dtype=np.float64),
         wall_time_s=np.array(wall),
         device=np.array(device),
+        snapshot_overhead_s=np.array(paused),
+        **snapshots,
     )
 
 

@@ -102,6 +102,10 @@ class IterativeConfig:
         Seed for pty-chi's minibatch shuffling (deterministic on CPU), >= 0.
     num_threads : int or None
         CPU threads for torch in the worker process; ``None`` leaves torch's default.
+    snapshot_every : int or None
+        Keep a copy of the object every K epochs and after the last one (1 <= K <= epochs),
+        with the cumulative reconstruction time at each copy (copy time excluded); ``None``
+        keeps none. The copies are held in memory (S = ceil(epochs / K) objects).
     """
 
     algorithm: Literal["lsqml", "epie", "rpie", "dm"] = "lsqml"
@@ -113,6 +117,7 @@ class IterativeConfig:
     device: str = "auto"
     seed: int = 0
     num_threads: int | None = None
+    snapshot_every: int | None = None
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -133,6 +138,13 @@ class IterativeConfig:
         if self.num_threads is not None and (not _is_int(self.num_threads) or self.num_threads < 1):
             raise ValueError(
                 f"num_threads must be None or an integer >= 1; got {self.num_threads!r}"
+            )
+        if self.snapshot_every is not None and (
+            not _is_int(self.snapshot_every) or not 1 <= self.snapshot_every <= self.epochs
+        ):
+            raise ValueError(
+                f"snapshot_every must be None or an integer from 1 to epochs ({self.epochs}); "
+                f"got {self.snapshot_every!r}"
             )
 
 
@@ -157,7 +169,8 @@ class IterativeResult:
         (E,) float64 pty-chi's displayed loss per epoch (LSQML/PIE: MSE between measured and
         predicted amplitudes; DM: the DM error).
     wall_time_s : float
-        Seconds spent in pty-chi's reconstruction loop (excluding process start-up).
+        Seconds spent in pty-chi's reconstruction loop (excluding process start-up and
+        snapshot copies).
     total_time_s : float
         Seconds for the whole call, including worker start-up and data exchange.
     device : str
@@ -169,6 +182,16 @@ class IterativeResult:
     probe_scale : float
         Factor applied to the input probe before reconstruction (1.0 unless
         ``rescale_probe``).
+    snapshot_epochs : numpy.ndarray or None
+        (S,) int64 epochs (1-based) after which the object was copied: every
+        ``snapshot_every`` epochs and the last epoch; None without snapshots.
+    snapshot_seconds : numpy.ndarray or None
+        (S,) float64 cumulative reconstruction seconds at each snapshot, time spent copying
+        snapshots excluded; strictly increasing, the last equals ``wall_time_s``.
+    snapshot_objects : numpy.ndarray or None
+        (S, H, W) complex64 objects in the same frame as ``object``; the last equals it.
+    snapshot_overhead_s : float
+        Seconds spent copying snapshots (not counted in ``wall_time_s``).
     """
 
     object: np.ndarray
@@ -182,6 +205,10 @@ class IterativeResult:
     algorithm: str
     ptychi_version: str
     probe_scale: float = 1.0
+    snapshot_epochs: np.ndarray | None = None
+    snapshot_seconds: np.ndarray | None = None
+    snapshot_objects: np.ndarray | None = None
+    snapshot_overhead_s: float = 0.0
 
 
 def is_available() -> bool:
@@ -308,6 +335,12 @@ def run_iterative(
             losses = out["loss_history"].astype(np.float64)
             wall = float(out["wall_time_s"])
             device = str(out["device"])
+            snaps = {}
+            if "snapshot_objects" in out:
+                snaps = {"snapshot_epochs": out["snapshot_epochs"].astype(np.int64),
+                         "snapshot_seconds": out["snapshot_seconds"].astype(np.float64),
+                         "snapshot_objects": out["snapshot_objects"].astype(np.complex64),
+                         "snapshot_overhead_s": float(out["snapshot_overhead_s"])}
 
     coverage = coverage_map(positions_out, probe_out, shape)
     total = time.perf_counter() - t_start
@@ -333,6 +366,7 @@ def run_iterative(
         algorithm=config.algorithm,
         ptychi_version=version,
         probe_scale=float(probe_scale),
+        **snaps,
     )
 
 

@@ -12,11 +12,35 @@ from ptychopinn.data.container import PtychoData
 from ptychopinn.data.io import atomic_path, load_dataset
 from ptychopinn.inference.predict import Reconstruction, save_reconstruction
 from ptychopinn.inference.stitch import object_frame
-from ptychopinn.iterative.ptychi_backend import IterativeConfig, run_iterative
+from ptychopinn.iterative.ptychi_backend import IterativeConfig, IterativeResult, run_iterative
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IterativeConfig", "run_iterative_on_dataset"]
+__all__ = ["SNAPSHOTS_FILE", "IterativeConfig", "run_iterative_on_dataset", "save_snapshots"]
+
+SNAPSHOTS_FILE = "snapshots.npz"
+
+
+def save_snapshots(path: str | Path, res: IterativeResult, origin: tuple[float, float],
+                   info: dict) -> Path:
+    """Write the snapshots of ``res`` to ``path`` atomically.
+
+    Keys: ``epochs`` (S,) int64 (1-based, the last = the final epoch), ``seconds`` (S,)
+    float64 cumulative reconstruction time (snapshot copies excluded), ``objects`` (S, H, W)
+    complex64 on the frame of ``reconstruction.npz`` (the last = its object), ``coverage``
+    (H, W) float32 of the final reconstruction, ``origin`` (2,) float64 and ``metadata_json``.
+    """
+    if res.snapshot_objects is None:
+        raise ValueError("the result holds no snapshots (snapshot_every was not set)")
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, epochs=res.snapshot_epochs.astype(np.int64),
+                 seconds=res.snapshot_seconds.astype(np.float64),
+                 objects=res.snapshot_objects.astype(np.complex64),
+                 coverage=res.coverage.astype(np.float32),
+                 origin=np.asarray(origin, np.float64),
+                 metadata_json=np.asarray(json.dumps(info, default=str)))
+    return path
 
 
 def run_iterative_on_dataset(data: PtychoData | str | Path, out_dir: str | Path,
@@ -24,7 +48,10 @@ def run_iterative_on_dataset(data: PtychoData | str | Path, out_dir: str | Path,
     """Reconstruct with pty-chi in the dataset's object frame; writes the same outputs as infer.
 
     Also writes ``loss_history.csv`` and, when the probe was refined, ``probe.npz``
-    (``probeGuess``), usable as ``--probe`` or to replace a dataset's probe.
+    (``probeGuess``), usable as ``--probe`` or to replace a dataset's probe. With
+    ``cfg.snapshot_every`` = K it writes ``snapshots.npz`` (:func:`save_snapshots`). Every file
+    is written only after pty-chi has finished, each atomically: an interrupted or failed run
+    leaves nothing in ``out_dir``.
     """
     if not isinstance(data, PtychoData):
         data = load_dataset(data)
@@ -35,8 +62,14 @@ def run_iterative_on_dataset(data: PtychoData | str | Path, out_dir: str | Path,
     info = {"algorithm": res.algorithm, "epochs": len(res.loss_history),
             "wall_time_s": res.wall_time_s, "device": res.device,
             "ptychi_version": res.ptychi_version, "n_patterns": data.n_patterns}
+    if res.snapshot_objects is not None:
+        info.update(snapshot_every=cfg.snapshot_every,
+                    n_snapshots=int(res.snapshot_objects.shape[0]),
+                    snapshot_overhead_s=res.snapshot_overhead_s)
     recon = Reconstruction(res.object, res.coverage, frame.origin, info)
     out_dir = Path(out_dir)
+    if res.snapshot_objects is not None:
+        save_snapshots(out_dir / SNAPSHOTS_FILE, res, frame.origin, info)
     save_reconstruction(recon, out_dir)
     with atomic_path(out_dir / "loss_history.csv") as tmp:
         tmp.write_text("epoch,loss\n" + "".join(

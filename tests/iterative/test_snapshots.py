@@ -1,0 +1,141 @@
+"""``ptychopinn iterative --snapshot-every K``: snapshots.npz contents, refusals, interruption."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ptychi")
+
+from ptychopinn.cli import main  # noqa: E402
+from ptychopinn.evaluation import evaluate, load_snapshots, trajectory  # noqa: E402
+from ptychopinn.inference.predict import load_reconstruction  # noqa: E402
+from ptychopinn.iterative import IterativeConfig, run_iterative  # noqa: E402
+
+EPOCHS, EVERY = 5, 2
+
+
+@pytest.fixture(scope="module")
+def snap_out(tmp_path_factory, tiny_npz):
+    out = tmp_path_factory.mktemp("snap") / "out"
+    assert main(["iterative", "--data", str(tiny_npz), "--out", str(out),
+                 "--epochs", str(EPOCHS), "--snapshot-every", str(EVERY)]) == 0
+    return out
+
+
+def test_snapshot_count_epochs_and_increasing_times(snap_out, tiny_data):
+    with np.load(snap_out / "snapshots.npz", allow_pickle=False) as z:
+        epochs, seconds, objects = z["epochs"], z["seconds"], z["objects"]
+        assert z["coverage"].shape == tiny_data.obj.shape
+    assert len(epochs) == math.ceil(EPOCHS / EVERY) == 3
+    assert epochs.tolist() == [2, 4, 5]  # every K epochs, plus the last one
+    assert epochs.dtype == np.int64 and seconds.dtype == np.float64
+    assert objects.shape == (3, *tiny_data.obj.shape) and objects.dtype == np.complex64
+    assert seconds[0] > 0 and np.all(np.diff(seconds) > 0)
+    summary = json.loads((snap_out / "summary.json").read_text())
+    # snapshot copies are excluded from both: the last snapshot time is the run's wall time
+    assert seconds[-1] == pytest.approx(summary["wall_time_s"], rel=1e-9)
+    assert summary["n_snapshots"] == 3 and summary["snapshot_every"] == EVERY
+    assert 0 <= summary["snapshot_overhead_s"] < summary["wall_time_s"]
+    # the run evolves: consecutive snapshots differ
+    assert not np.array_equal(objects[0], objects[1])
+
+
+def test_final_snapshot_is_the_reconstruction(snap_out):
+    rec = load_reconstruction(snap_out)
+    snaps = load_snapshots(snap_out)
+    np.testing.assert_array_equal(snaps["objects"][-1], rec.object)
+    np.testing.assert_array_equal(snaps["coverage"], rec.coverage)
+    np.testing.assert_array_equal(snaps["origin"], np.asarray(rec.origin))
+
+
+def test_trajectory_of_the_run_matches_evaluate(snap_out, tiny_data):
+    traj = trajectory(tiny_data.obj, snap_out / "snapshots.npz")
+    rec = load_reconstruction(snap_out)
+    last = evaluate(tiny_data.obj, rec.object, coverage=rec.coverage)
+    for part in ("amplitude", "phase"):
+        assert traj.values(part, "ssim")[-1] == pytest.approx(last[part]["ssim"], abs=1e-12)
+        assert traj.values(part, "psnr")[-1] == pytest.approx(last[part]["psnr"], abs=1e-9)
+    # LSQML improves the phase from the flat start over these few epochs
+    assert traj.values("phase", "ssim")[-1] > traj.values("phase", "ssim")[0]
+
+
+def test_snapshot_every_equal_to_epochs_keeps_one(tiny_data):
+    cfg = IterativeConfig(epochs=2, snapshot_every=2, num_threads=1)
+    res = run_iterative(tiny_data.diffraction, tiny_data.positions, tiny_data.probe,
+                        tiny_data.obj.shape, cfg)
+    assert res.snapshot_epochs.tolist() == [2]
+    assert res.snapshot_seconds[0] == pytest.approx(res.wall_time_s, rel=1e-9)
+    np.testing.assert_array_equal(res.snapshot_objects[0], res.object)
+
+
+@pytest.mark.parametrize("value", ["0", "6", "2.5", "abc", "-1", ""])
+def test_bad_snapshot_every_refused(value, tiny_npz, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["iterative", "--data", str(tiny_npz), "--out", str(out), "--epochs", "5",
+               f"--snapshot-every={value}"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err == ("ptychopinn iterative: error: --snapshot-every must be an integer from 1 to "
+                   f"--epochs (5); got {value!r}\n")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kw", [dict(snapshot_every=0), dict(snapshot_every=4),
+                                dict(snapshot_every=1.0), dict(snapshot_every=True)])
+def test_config_refuses_bad_snapshot_every(kw):
+    with pytest.raises(ValueError, match=r"^snapshot_every must be None or an integer from 1 "
+                                         r"to epochs \(3\); got "):
+        IterativeConfig(epochs=3, **kw)
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("how", ["sigint_cli", "kill_worker"])
+def test_interrupted_run_leaves_nothing(how, tiny_npz, tmp_path):
+    """Interrupt mid-run (Ctrl-C on the CLI, or the worker dying): OUT stays empty."""
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ptychopinn.cli", "iterative", "--data", str(tiny_npz),
+         "--out", str(out), "--epochs", "5000", "--snapshot-every", "1"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        seen, deadline = b"", time.monotonic() + 180
+        while b"pty-chi lsqml" not in seen:  # the progress bar appears after the first epoch
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            assert chunk and time.monotonic() < deadline, seen.decode(errors="replace")[-500:]
+            seen += chunk
+        workers = _children(proc.pid)
+        assert len(workers) == 1
+        if how == "sigint_cli":
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.kill(workers[0], signal.SIGKILL)
+        err = (seen + proc.stderr.read()).decode(errors="replace")
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    if how == "sigint_cli":
+        assert rc == 130 and err.rstrip().endswith("interrupted")
+    else:
+        assert rc == 2 and "ptychopinn iterative: error: pty-chi worker failed" in err
+    assert not out.exists() or not any(out.iterdir())
+    with pytest.raises(ProcessLookupError):  # the worker did not outlive the run
+        os.kill(workers[0], 0)
