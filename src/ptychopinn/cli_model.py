@@ -169,11 +169,13 @@ def add_commands(sub) -> None:
     s.add_argument("--data", required=True, type=Path, help="training dataset (.npz or .h5)")
     s.add_argument("--out", required=True, type=Path, help="run directory")
     s.add_argument("--model", default="pinn", choices=sorted(KINDS),
-                   help="model kind (pinn: physics-informed, no labels needed; baseline: supervised)")
+                   help="model kind (pinn: physics-informed, no labels needed; "
+                        "baseline: supervised)")
     s.add_argument("--gridsize", type=int, default=None,
                    help="groups of gridsize² patterns (default: the --config value, else 2; "
                         "1 for the baseline)")
-    s.add_argument("--epochs", type=int, default=None, help="training epochs (default: the --config value, else 30)")
+    s.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: the --config value, else 30)")
     s.add_argument("--max-minutes", type=float, default=None,
                    help="wall-time cap in minutes (default: the --config value, else none)")
     s.add_argument("--batch-size", type=int, default=None,
@@ -185,8 +187,10 @@ def add_commands(sub) -> None:
     s.add_argument("--probe", type=Path, default=None,
                    help="PROBE.npz (probeGuess, e.g. iterative's probe.npz) replacing the "
                         "dataset's probe")
-    s.add_argument("--seed", type=int, default=None, help="training seed (default: the --config value, else 0)")
-    s.add_argument("--accelerator", default=None, help="auto | cpu | gpu (default: the --config value, else auto)")
+    s.add_argument("--seed", type=int, default=None,
+                   help="training seed (default: the --config value, else 0)")
+    s.add_argument("--accelerator", default=None,
+                   help="auto | cpu | gpu (default: the --config value, else auto)")
     s.add_argument("--devices", default=None, type=_devices,
                    help="Lightning devices: a count (e.g. 2), a list (0,1) or auto "
                         "(default: the --config value, else auto)")
