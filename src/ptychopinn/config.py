@@ -1,10 +1,9 @@
-"""Run configuration: frozen dataclasses, YAML load (unknown keys rejected) and save."""
+"""Run configuration: frozen dataclasses, typed YAML load (unknown keys rejected) and save."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import yaml
@@ -12,6 +11,7 @@ import yaml
 from ptychopinn.data.grouping import GroupingConfig
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.models.pinn import ModelConfig
+from ptychopinn.schema import build_section, check_keys, read_yaml
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,18 +62,15 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, source: str = "<dict>") -> RunConfig:
-        """Build from a nested dict, rejecting unknown sections/keys with one line."""
+        """Build from a nested dict: values coerced to the field types (YAML's ``1e-3`` is a
+        float), unknown sections/keys and bad values refused with one line."""
         sections = {"model": ModelConfig, "grouping": GroupingConfig, "train": TrainConfig}
         if not isinstance(d, dict):
             raise PtychoInputError("expected a mapping with sections model/grouping/train",
                                    path=source)
-        unknown = set(d) - set(sections)
-        if unknown:
-            raise PtychoInputError(f"unknown section(s) {sorted(unknown)}; allowed: "
-                                   f"{sorted(sections)}", path=source)
-        kwargs = {}
-        for name, klass in sections.items():
-            kwargs[name] = _build_section(klass, d.get(name) or {}, name, source)
+        check_keys(d, sections, section=None, source=source)
+        kwargs = {name: build_section(klass, d.get(name), section=name, source=source)
+                  for name, klass in sections.items()}
         try:
             return cls(**kwargs)
         except ValueError as e:
@@ -95,30 +92,9 @@ def _plain(x: Any) -> Any:
     return x
 
 
-def _build_section(klass: type, values: dict, name: str, source: str) -> Any:
-    if not isinstance(values, dict):
-        raise PtychoInputError(f"section '{name}' must be a mapping", path=source)
-    allowed = {f.name for f in fields(klass)}
-    unknown = set(values) - allowed
-    if unknown:
-        raise PtychoInputError(f"unknown key(s) {sorted(unknown)} in section '{name}'; "
-                               f"allowed: {sorted(allowed)}", path=source)
-    try:
-        return klass(**values)
-    except (TypeError, ValueError) as e:
-        raise PtychoInputError(f"section '{name}': {e}", path=source) from None
-
-
 def load_config(path: str | os.PathLike) -> RunConfig:
-    """Read a YAML run config; unknown keys are rejected."""
-    path = Path(path)
-    if not path.exists():
-        raise PtychoInputError("config file not found", path=path)
-    try:
-        d = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise PtychoInputError(f"invalid YAML ({' '.join(str(e).split())})", path=path) from None
-    return RunConfig.from_dict(d, source=str(path))
+    """Read a YAML run config (typed: see :func:`ptychopinn.schema.build_section`)."""
+    return RunConfig.from_dict(read_yaml(path, what="config file") or {}, source=str(path))
 
 
 def save_config(cfg: RunConfig, path: str | os.PathLike) -> None:

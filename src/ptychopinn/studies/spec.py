@@ -25,13 +25,14 @@ import hashlib
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from ptychopinn.config import TrainConfig
+from ptychopinn.data.simulate import SimulationConfig
 from ptychopinn.errors import PtychoInputError
+from ptychopinn.schema import build_section, check_keys, coerce, default_of, read_yaml
 
 __all__ = [
     "DEFAULT_DOSES",
@@ -91,18 +92,19 @@ class SceneSpec:
     ``object`` is ``lines``, ``grf`` or a path (NPZ with ``objectGuess``, or an image);
     ``probe`` is ``disk`` or a path to an NPZ with ``probeGuess`` (N, N). Relative paths are
     resolved against the study file's folder. Lengths in object pixels; ``step`` wins over
-    ``overlap`` (linear overlap of the probe diameter) for the dense scan.
+    ``overlap`` (linear overlap of the probe diameter) for the dense scan. The fields and
+    their defaults are those of :class:`~ptychopinn.data.simulate.SimulationConfig`.
     """
 
-    object: str = "lines"
-    probe: str = "disk"
-    scan: Literal["random", "raster", "spiral"] = "random"
-    n_positions: int = 1000
-    object_size: int = 256
-    patch_size: int = 64
-    step: float | None = None
-    overlap: float = 0.7
-    probe_defocus: float = 1.0
+    object: str = default_of(SimulationConfig, "object")
+    probe: str = default_of(SimulationConfig, "probe")
+    scan: Literal["random", "raster", "spiral"] = default_of(SimulationConfig, "scan")
+    n_positions: int | None = default_of(SimulationConfig, "n_positions")
+    object_size: int = default_of(SimulationConfig, "object_size")
+    patch_size: int = default_of(SimulationConfig, "patch_size")
+    step: float | None = default_of(SimulationConfig, "step")
+    overlap: float = default_of(SimulationConfig, "overlap")
+    probe_defocus: float = default_of(SimulationConfig, "probe_defocus")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,12 +159,15 @@ class SplitSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingSpec:
-    """Training budget per network: ``epochs`` and an optional wall-time cap ``max_minutes``."""
+    """Training budget per network: ``epochs`` and an optional wall-time cap ``max_minutes``.
 
-    epochs: int = 30
-    max_minutes: float | None = None
-    batch_size: int = 16
-    learning_rate: float = 2e-3
+    Defaults are :class:`~ptychopinn.config.TrainConfig`'s.
+    """
+
+    epochs: int = default_of(TrainConfig, "epochs")
+    max_minutes: float | None = default_of(TrainConfig, "max_minutes")
+    batch_size: int = default_of(TrainConfig, "batch_size")
+    learning_rate: float = default_of(TrainConfig, "learning_rate")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,54 +262,11 @@ class _Reader:
             raise self.fail(key, f"expected a mapping, got {type(value).__name__}")
         return value
 
-    def section(self, klass: type, value: Any, key: str, **extra: Any) -> Any:
-        values = self.mapping(value, key)
-        allowed = [f.name for f in fields(klass) if f.name not in extra]
-        for k in values:
-            if k not in allowed:
-                raise self.fail(f"{key}.{k}", f"unknown key; allowed: {', '.join(allowed)}")
-        values = {k: self.coerce(klass, k, v, f"{key}.{k}") for k, v in values.items()}
-        try:
-            return klass(**values, **extra)
-        except (TypeError, ValueError) as e:
-            raise self.fail(key, " ".join(str(e).split())) from None
-
-    def coerce(self, klass: type, name: str, value: Any, key: str) -> Any:
-        """Type-check a scalar against the dataclass annotation (YAML gives str for 1e3)."""
-        ann = str(next(f.type for f in fields(klass) if f.name == name))
-        if value is None:
-            if "None" in ann:
-                return None
-            raise self.fail(key, "must not be empty")
-        if ann.startswith("bool"):
-            if not isinstance(value, bool):
-                raise self.fail(key, f"expected true/false, got {value!r}")
-            return value
-        if ann.startswith("int"):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise self.fail(key, f"expected an integer, got {value!r}")
-            return value
-        if ann.startswith("float"):
-            return self.number(value, key)
-        if ann.startswith(("str", "Literal")):
-            if not isinstance(value, str):
-                raise self.fail(key, f"expected a string, got {value!r}")
-            allowed = re.findall(r"'([^']*)'", ann) if ann.startswith("Literal") else []
-            if allowed and value not in allowed:
-                raise self.fail(key, f"expected one of {', '.join(allowed)}, got {value!r}")
-            return value
-        return value
+    def section(self, klass: type, value: Any, key: str, **fixed: Any) -> Any:
+        return build_section(klass, value, section=key, source=self.source, fixed=fixed)
 
     def number(self, value: Any, key: str) -> float:
-        if isinstance(value, bool):
-            raise self.fail(key, f"expected a number, got {value!r}")
-        try:
-            x = float(value)  # YAML reads 1e3 (no dot) as a string
-        except (TypeError, ValueError):
-            raise self.fail(key, f"expected a number, got {value!r}") from None
-        if not math.isfinite(x):
-            raise self.fail(key, f"expected a finite number, got {value!r}")
-        return x
+        return coerce(float, value, key=key, source=self.source)
 
     def name(self, value: Any, key: str) -> str:
         if not isinstance(value, str) or not _NAME_RE.match(value):
@@ -356,10 +318,8 @@ class _Reader:
         for i, item in enumerate(value):
             key = f"models[{i}]"
             entry = {"name": item} if isinstance(item, str) else self.mapping(item, key)
-            for k in entry:
-                if k not in ("name", "kind", "gridsize", "algorithm"):
-                    raise self.fail(f"{key}.{k}",
-                                    "unknown key; allowed: name, kind, gridsize, algorithm")
+            check_keys(entry, ("name", "kind", "gridsize", "algorithm"), section=key,
+                       source=self.source)
             name = self.name(entry.get("name"), f"{key}.name")
             out.append(self.model(name, entry, key))
             if [m.name for m in out].count(name) > 1:
@@ -382,8 +342,9 @@ class _Reader:
                                                "iterative")
         if kind not in ("pinn", "baseline", "iterative"):
             raise self.fail(f"{key}.kind", f"expected pinn | baseline | iterative, got {kind!r}")
-        gs = entry.get("gridsize", 2 if kind == "pinn" else 1)
-        if isinstance(gs, bool) or not isinstance(gs, int) or gs < 1:
+        gs = coerce(int, entry.get("gridsize", 2 if kind == "pinn" else 1),
+                    key=f"{key}.gridsize", source=self.source)
+        if gs < 1:
             raise self.fail(f"{key}.gridsize", f"expected an integer >= 1, got {gs!r}")
         if kind == "baseline" and gs != 1:
             raise self.fail(f"{key}.gridsize", "the supervised baseline uses gridsize 1")
@@ -421,12 +382,10 @@ def study_from_dict(d: Any, *, source: str = "<dict>",
     """
     r = _Reader(source, None if base_dir is None else Path(base_dir))
     d = r.mapping(d, "<top level>")
-    for k in d:
-        if k not in _TOP_KEYS:
-            raise r.fail(str(k), f"unknown key; allowed: {', '.join(_TOP_KEYS)}")
+    check_keys(d, _TOP_KEYS, section=None, source=source)
     name = r.name(d.get("name", "study"), "name")
-    seed = d.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    seed = coerce(int, d.get("seed", 0), key="seed", source=source)
+    if seed < 0:
         raise r.fail("seed", f"expected an integer >= 0, got {seed!r}")
     scene = r.section(SceneSpec, d.get("scene"), "scene")
     scene = SceneSpec(**{**asdict(scene),
@@ -458,7 +417,7 @@ def study_from_dict(d: Any, *, source: str = "<dict>",
 def _check_scene(r: _Reader, s: SceneSpec) -> None:
     if s.patch_size < 16 or s.patch_size & (s.patch_size - 1):
         raise r.fail("scene.patch_size", f"must be a power of two >= 16, got {s.patch_size}")
-    if s.n_positions < 8:
+    if s.n_positions is not None and s.n_positions < 8:
         raise r.fail("scene.n_positions", f"must be >= 8, got {s.n_positions}")
     if s.object_size < s.patch_size + 2:
         raise r.fail("scene.object_size", f"must exceed patch_size + 2, got {s.object_size}")
@@ -474,10 +433,5 @@ def load_study(path: str | os.PathLike) -> StudySpec:
     Relative ``scene.object`` / ``scene.probe`` paths are resolved against the file's folder.
     """
     path = Path(path)
-    if not path.is_file():
-        raise PtychoInputError("study file not found", path=path)
-    try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise PtychoInputError(f"invalid YAML ({' '.join(str(e).split())})", path=path) from None
+    d = read_yaml(path, what="study file")
     return study_from_dict(d, source=str(path), base_dir=path.parent)
