@@ -87,6 +87,9 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
           resume: bool = False, data_path: str | Path | None = None) -> TrainResult:
     """Train a model and write ``out_dir/{model.zip, config.yaml, metrics.csv, summary.json}``.
 
+    Seeded by ``cfg.train.seed``; the caller's global RNG states and torch's deterministic
+    mode are as before on return (:mod:`ptychopinn.training.isolation`).
+
     Parameters
     ----------
     data : PtychoData or path
@@ -97,6 +100,15 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
     resume : bool
         Continue from ``out_dir/checkpoints/last.ckpt``.
     """
+    from ptychopinn.training.isolation import isolated_training
+
+    with isolated_training():
+        return _train(data, out_dir, cfg, resume=resume, data_path=data_path)
+
+
+def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
+           resume: bool, data_path: str | Path | None) -> TrainResult:
+    """:func:`train` without the global-state guard."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
