@@ -112,8 +112,28 @@ def _cmd_study_run(a: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: X)`` to an option's help unless the default is None or False (the
+    help then says what happens) or the help already names its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _all_parsers(p: argparse.ArgumentParser):
+    """``p`` and every (nested) subcommand parser."""
+    yield p
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _all_parsers(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``ptychopinn`` argument parser."""
+    """The ``ptychopinn`` argument parser (every option's help shows its default)."""
     p = argparse.ArgumentParser(prog="ptychopinn", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
@@ -122,46 +142,57 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, type=Path, help="output .npz or .h5")
     s.add_argument("--object", default="lines", help="lines | grf | PATH.npz | PATH.png")
     s.add_argument("--probe", default="disk", help="disk | PATH.npz (probeGuess)")
-    s.add_argument("--scan", default="random", choices=["random", "raster", "spiral"])
-    s.add_argument("--n-positions", type=int, default=1000)
-    s.add_argument("--object-size", type=int, default=256)
-    s.add_argument("--patch-size", type=int, default=64)
-    s.add_argument("--step", type=float, default=None, help="scan step (px); overrides overlap")
+    s.add_argument("--scan", default="random", choices=["random", "raster", "spiral"],
+                   help="scan pattern")
+    s.add_argument("--n-positions", type=int, default=None,
+                   help="scan positions (default: a raster scan fills the object; random "
+                        "and spiral scans take 1000)")
+    s.add_argument("--object-size", type=int, default=256, help="object side (px)")
+    s.add_argument("--patch-size", type=int, default=64, help="diffraction pattern side N (px)")
+    s.add_argument("--step", type=float, default=None,
+                   help="scan step (px); overrides --overlap (default: from --overlap and the "
+                        "probe diameter)")
     s.add_argument("--overlap", type=float, default=0.7, help="linear overlap fraction")
     s.add_argument("--jitter", type=float, default=0.0, help="raster jitter (px)")
     s.add_argument("--photons", type=float, default=1e6, help="mean total counts per pattern")
     s.add_argument("--no-noise", action="store_true", help="no Poisson noise")
     s.add_argument("--probe-defocus", type=float, default=1.0, help="disk probe edge phase (rad)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of object, scan and noise")
     s.set_defaults(func=_cmd_simulate)
 
     s = sub.add_parser("split", help="spatial train/test split")
-    s.add_argument("data", type=Path)
-    s.add_argument("--axis", default="y", choices=["y", "x"])
-    s.add_argument("--fraction", type=float, default=0.5)
-    s.add_argument("--out-train", required=True, type=Path)
-    s.add_argument("--out-test", required=True, type=Path)
+    s.add_argument("data", type=Path, help="dataset to split (.npz or .h5)")
+    s.add_argument("--axis", default="y", choices=["y", "x"], help="split along this axis")
+    s.add_argument("--fraction", type=float, default=0.5,
+                   help="share of the scan extent that goes to the training part")
+    s.add_argument("--out-train", required=True, type=Path, help="training part (.npz or .h5)")
+    s.add_argument("--out-test", required=True, type=Path, help="test part (.npz or .h5)")
     s.set_defaults(func=_cmd_split)
 
     s = sub.add_parser("inspect", help="dataset report (Markdown to stdout)")
-    s.add_argument("data", type=Path)
+    s.add_argument("data", type=Path, help="dataset (.npz or .h5)")
     s.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     s.add_argument("--figure", type=Path, default=None, help="also write an overview PNG")
     s.add_argument("--values", choices=["amplitude", "intensity"], default=None,
-                   help="declare what the diffraction array holds")
+                   help="declare what the diffraction array holds (default: as the file's "
+                        "metadata says; undeclared float data are amplitudes)")
     s.set_defaults(func=_cmd_inspect)
 
     s = sub.add_parser("convert", help="convert another package's data to our NPZ/HDF5")
-    s.add_argument("source", type=Path)
-    s.add_argument("--format", required=True, choices=["tike", "ptychodus", "npz"])
-    s.add_argument("--out", required=True, type=Path)
-    s.add_argument("--values", choices=["amplitude", "intensity"], default=None)
+    s.add_argument("source", type=Path, help="file (or Ptychodus product/folder) to convert")
+    s.add_argument("--format", required=True, choices=["tike", "ptychodus", "npz"],
+                   help="format of SOURCE (npz: re-validate one of ours, e.g. legacy keys)")
+    s.add_argument("--out", required=True, type=Path, help="output .npz or .h5")
+    s.add_argument("--values", choices=["amplitude", "intensity"], default=None,
+                   help="what SOURCE's patterns hold (default: as the file's metadata says; "
+                        "undeclared float data are amplitudes)")
     s.set_defaults(func=_cmd_convert)
 
     s = sub.add_parser("demo", help="simulate, split, train, infer and compare on demo data")
-    s.add_argument("--out", required=True, type=Path)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--train-minutes", type=float, default=2.0, help="budget per model")
+    s.add_argument("--out", required=True, type=Path, help="demo output folder")
+    s.add_argument("--seed", type=int, default=0, help="seed of simulation and training")
+    s.add_argument("--train-minutes", type=float, default=2.0,
+                   help="training budget per model (minutes)")
     s.add_argument("--quick", action="store_true", help="tiny sizes (seconds; for tests)")
     s.set_defaults(func=_cmd_demo)
 
@@ -180,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_study_run)
 
     _add_model_commands(sub)
+    for parser in _all_parsers(p):
+        parser.formatter_class = _HelpFormatter
     return p
 
 

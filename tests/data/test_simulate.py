@@ -101,3 +101,30 @@ def test_cli_simulate_and_inspect_1000_positions_in_seconds(tmp_path, capsys):
     d = load_dataset(out)
     assert d.ground_truth_patches.shape == (1000, 64, 64)
     assert json.loads(d.metadata_json())["simulation"]["seed"] == 1
+
+
+def test_cli_raster_without_n_positions_fills_the_object(tmp_path):
+    """--scan raster --step S alone: a full grid at S (not the 1000-position default)."""
+    out = tmp_path / "r.npz"
+    assert main(["simulate", "--out", str(out), "--scan", "raster", "--step", "4",
+                 "--object-size", "64", "--patch-size", "16", "--photons", "1e4"]) == 0
+    pos = load_dataset(out).positions
+    lo, hi = 16 / 2 + 1, 64 - 16 / 2 - 2  # allowed patch centres
+    rows, cols = np.unique(pos[:, 0]), np.unique(pos[:, 1])
+    assert len(pos) == len(rows) * len(cols) == 12 * 12  # floor(45 / 4) + 1 per axis
+    np.testing.assert_allclose(np.diff(rows), 4.0)
+    np.testing.assert_allclose(np.diff(cols), 4.0)
+    assert pos.min() >= lo and pos.max() <= hi
+    assert rows[-1] - rows[0] + 4 > hi - lo  # one more row would not fit: the object is full
+    assert (rows[0] - lo) == pytest.approx(hi - rows[-1])  # centred
+
+
+def test_raster_fill_keeps_jitter_inside_and_other_scans_default_to_1000(make_tiny):
+    d = simulate(make_tiny(scan="raster", n_positions=None, step=5.0, jitter=1.0))  # 43 px: 9
+    assert d.n_patterns == 9 * 9 and d.positions.min() >= 9 and d.positions.max() <= 54
+    assert simulate(make_tiny(scan="spiral", n_positions=None, step=1.0)).n_patterns == 1000
+    from ptychopinn.data.simulate import DEFAULT_N_POSITIONS, make_scan
+
+    cfg = make_tiny(scan="random", n_positions=None)
+    pos = make_scan(cfg, np.random.default_rng(0), step=3.0, object_shape=(64, 64))
+    assert len(pos) == DEFAULT_N_POSITIONS == 1000

@@ -20,6 +20,9 @@ from ptychopinn.physics.probe import normalize_probe
 
 logger = logging.getLogger(__name__)
 
+#: Positions of a random or spiral scan when ``n_positions`` is not given.
+DEFAULT_N_POSITIONS = 1000
+
 
 @dataclass(frozen=True, kw_only=True)
 class SimulationConfig:
@@ -27,12 +30,14 @@ class SimulationConfig:
 
     Lengths are in object pixels; ``photons`` is the mean total counts per pattern.
     ``step`` (pixels) wins over ``overlap`` (linear overlap fraction of the probe diameter).
+    ``n_positions`` None: a raster fills the object at ``step``; random and spiral scans
+    take :data:`DEFAULT_N_POSITIONS`.
     """
 
     object: str = "lines"  # lines | grf | PATH.npz | PATH.png
     probe: str = "disk"  # disk | PATH.npz
     scan: Literal["random", "raster", "spiral"] = "random"
-    n_positions: int = 1000
+    n_positions: int | None = None
     object_size: int = 256
     patch_size: int = 64
     step: float | None = None
@@ -48,7 +53,7 @@ class SimulationConfig:
     def __post_init__(self) -> None:
         if self.patch_size < 8 or self.patch_size % 2:
             raise ValueError(f"patch_size must be even and >= 8, got {self.patch_size}")
-        if self.n_positions < 1:
+        if self.n_positions is not None and self.n_positions < 1:
             raise ValueError(f"n_positions must be >= 1, got {self.n_positions}")
         if self.object_size < self.patch_size + 2:
             raise ValueError(f"object_size ({self.object_size}) must exceed patch_size + 2")
@@ -183,18 +188,28 @@ def probe_diameter(probe: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------- scans
 def make_scan(cfg: SimulationConfig, rng: np.random.Generator, *, step: float,
               object_shape: tuple[int, int]) -> np.ndarray:
-    """Patch-centre positions (M, 2) (row, col) inside the object, M = ``cfg.n_positions``."""
+    """Patch-centre positions (M, 2) (row, col) inside the object, M = ``cfg.n_positions``.
+
+    Without ``n_positions`` a raster fills the object (as many rows and columns at ``step``
+    as fit, centred) and random/spiral scans take :data:`DEFAULT_N_POSITIONS`.
+    """
     h, w = object_shape
     half = cfg.patch_size / 2
     lo = np.array([half + 1, half + 1])
     hi = np.array([h - half - 2, w - half - 2], dtype=float)
     if np.any(hi < lo):
         raise ValueError("object too small for the patch size")
-    m = cfg.n_positions
     centre = (lo + hi) / 2
-    if cfg.scan == "random":
-        pos = rng.uniform(lo, hi, size=(m, 2))
+    if cfg.scan == "raster" and cfg.n_positions is None:  # fill, jitter kept inside
+        axes = [np.arange(int(np.floor(max(span, 0.0) / step + 1e-9)) + 1) * step
+                for span in hi - lo - 2 * cfg.jitter]
+        yy, xx = np.meshgrid(*(a - a[-1] / 2 for a in axes), indexing="ij")
+        pos = np.stack([yy.ravel(), xx.ravel()], 1) + centre
+        if cfg.jitter:
+            pos = pos + rng.uniform(-cfg.jitter, cfg.jitter, pos.shape)
+        m = len(pos)
     elif cfg.scan == "raster":
+        m = _n_positions(cfg)
         side = int(np.ceil(np.sqrt(m)))
         span = step * (side - 1)
         g = np.arange(side) * step - span / 2
@@ -202,7 +217,11 @@ def make_scan(cfg: SimulationConfig, rng: np.random.Generator, *, step: float,
         pos = np.stack([yy.ravel(), xx.ravel()], 1)[:m] + centre
         if cfg.jitter:
             pos = pos + rng.uniform(-cfg.jitter, cfg.jitter, pos.shape)
+    elif cfg.scan == "random":
+        m = _n_positions(cfg)
+        pos = rng.uniform(lo, hi, size=(m, 2))
     else:  # Fermat spiral: spacing ~ step
+        m = _n_positions(cfg)
         k = np.arange(m)
         r = step / np.sqrt(np.pi) * np.sqrt(k + 0.5)
         theta = k * np.pi * (3 - np.sqrt(5))
@@ -212,6 +231,10 @@ def make_scan(cfg: SimulationConfig, rng: np.random.Generator, *, step: float,
             f"the {cfg.scan} scan with step {step:.2f} px and {m} positions does not fit in a "
             f"{h}x{w} object; use a larger --object-size, a smaller --step or fewer positions")
     return pos.astype(np.float64)
+
+
+def _n_positions(cfg: SimulationConfig) -> int:
+    return DEFAULT_N_POSITIONS if cfg.n_positions is None else cfg.n_positions
 
 
 # ----------------------------------------------------------------------------- simulation
