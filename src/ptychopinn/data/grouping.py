@@ -18,6 +18,10 @@ class GroupingConfig:
     nearest neighbours. ``n_groups`` (default: one per kept pattern) groups are drawn from the
     ``n_subsample`` kept patterns (default all). Drawing more groups than patterns needs
     ``enable_oversampling`` and ``neighbor_pool_size`` ≥ C.
+
+    ``inference_members`` says how inference forms groups: ``"nearest"`` (a seed and its C−1
+    nearest neighbours) or ``"pool"`` (C−1 drawn with a fixed seed from its ``neighbor_count``
+    nearest, the same distribution of member spacings as training).
     """
 
     gridsize: int = 2
@@ -26,8 +30,12 @@ class GroupingConfig:
     n_subsample: int | None = None
     enable_oversampling: bool = False
     neighbor_pool_size: int | None = None
+    inference_members: str = "nearest"
 
     def __post_init__(self) -> None:
+        if self.inference_members not in ("nearest", "pool"):
+            raise PtychoInputError("inference_members must be 'nearest' or 'pool', got "
+                                   f"{self.inference_members!r}")
         if self.gridsize < 1:
             raise PtychoInputError(f"gridsize must be >= 1, got {self.gridsize}")
         c = self.gridsize**2
@@ -118,22 +126,30 @@ def make_groups(positions: np.ndarray, cfg: GroupingConfig,
 
 
 def nearest_groups(positions: np.ndarray, gridsize: int, *,
-                   seeds: np.ndarray | None = None) -> np.ndarray:
-    """Deterministic groups: each seed with its C−1 nearest neighbours (inference).
+                   seeds: np.ndarray | None = None, pool: int | None = None) -> np.ndarray:
+    """Deterministic groups: each seed with C−1 neighbours (inference).
 
-    Returns (G, C) int64 with the seed's column given by :func:`seed_column`.
+    ``pool`` None: the C−1 nearest. ``pool`` K ≥ C−1: C−1 of the K nearest, drawn with a fixed
+    seed (reproducible; the spacing statistics of training groups drawn from K neighbours).
+    Returns (G, C) int64, the seed first before members are ordered by angle.
     """
     c = gridsize**2
     seeds = np.arange(positions.shape[0]) if seeds is None else np.asarray(seeds)
     if c == 1:
         return seeds[:, None].astype(np.int64)
-    _, nbr = cKDTree(positions).query(positions[seeds], k=c, workers=-1)
-    nbr = np.asarray(nbr, dtype=np.int64).reshape(seeds.size, c)
+    k = c if pool is None else min(max(pool, c - 1) + 1, positions.shape[0])
+    _, nbr = cKDTree(positions).query(positions[seeds], k=k, workers=-1)
+    nbr = np.asarray(nbr, dtype=np.int64).reshape(seeds.size, k)
     nbr[:, 0] = seeds  # guard against duplicate positions
+    if pool is not None and k > c:
+        keys = np.random.default_rng(0).random((seeds.size, k - 1))
+        pick = np.argpartition(keys, c - 2, axis=1)[:, : c - 1] + 1
+        nbr = np.concatenate([nbr[:, :1], np.take_along_axis(nbr, pick, axis=1)], axis=1)
     return _order_members(positions, nbr)
 
 
-def covering_groups(positions: np.ndarray, gridsize: int) -> np.ndarray:
+def covering_groups(positions: np.ndarray, gridsize: int, *,
+                    pool: int | None = None) -> np.ndarray:
     """Few deterministic groups that together hold every pattern at least once (inference).
 
     Greedy over the patterns in position order (row, then column, so the result does not
@@ -143,7 +159,7 @@ def covering_groups(positions: np.ndarray, gridsize: int) -> np.ndarray:
 
     Returns (G, C) int64, members ordered as in :func:`nearest_groups`.
     """
-    groups = nearest_groups(positions, gridsize)
+    groups = nearest_groups(positions, gridsize, pool=pool)
     if groups.shape[1] == 1:
         return groups
     covered = np.zeros(positions.shape[0], dtype=bool)

@@ -103,8 +103,11 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     t0 = time.perf_counter()
     # one KD-tree query for all seeds: (G, C) int64 (a tree per batch made time O(M²))
     every = cfg.groups == "every"
-    all_groups = (nearest_groups(data.positions, g) if every
-                  else covering_groups(data.positions, g))
+    gcfg = bundle.manifest.get("grouping_config") or {}
+    pool = (int(gcfg.get("neighbor_count", 6)) if gcfg.get("inference_members") == "pool"
+            else None)
+    all_groups = (nearest_groups(data.positions, g, pool=pool) if every
+                  else covering_groups(data.positions, g, pool=pool))
     t_group = time.perf_counter() - t0
     n_groups = all_groups.shape[0]
     bar = tqdm(total=n_groups, desc="infer", unit="group", disable=not cfg.show_progress,

@@ -20,13 +20,15 @@ from ptychopinn.physics.merge import merge_and_recut
 class ModelConfig:
     """Network and physics options.
 
-    ``n`` patch size (pixels, a power of two ≥ 16); ``gridsize`` (C = gridsize²);
+    ``kind`` one of :data:`ptychopinn.models.registry.KINDS`; ``n`` patch size (pixels, a power
+    of two ≥ 16); ``gridsize`` (C = gridsize²);
     ``n_filters_scale`` scales the base width of 16 filters; ``object_big`` merges the C
     patches per group; ``pad_object`` predicts the central N/2 region with the main decoder and
-    the border with a small branch.
+    the border with a small branch. ``n_iterations`` and ``refiner_width`` set the unrolled
+    network (physics steps K, refiner channels).
     """
 
-    kind: Literal["pinn", "baseline"] = "pinn"
+    kind: str = "pinn"
     n: int = 64
     gridsize: int = 2
     n_filters_scale: float = 1.0
@@ -37,10 +39,13 @@ class ModelConfig:
     learn_scale: bool = True
     loss: Literal["poisson", "mae"] = "poisson"
     batch_norm: bool = True
+    n_iterations: int = 6
+    refiner_width: int = 24
 
     def __post_init__(self) -> None:
-        if self.kind not in ("pinn", "baseline"):
-            raise ValueError(f"model kind must be 'pinn' or 'baseline', got {self.kind!r}")
+        from ptychopinn.models.registry import check_kind
+
+        check_kind(self.kind)
         if self.n < 16 or self.n & (self.n - 1):
             raise ValueError(f"n must be a power of two >= 16, got {self.n}")
         if self.gridsize < 1:
@@ -53,6 +58,10 @@ class ModelConfig:
             raise ValueError(f"unknown amp_activation {self.amp_activation!r}")
         if self.loss not in ("poisson", "mae"):
             raise ValueError(f"loss must be 'poisson' or 'mae', got {self.loss!r}")
+        if self.n_iterations < 1:
+            raise ValueError(f"n_iterations must be >= 1, got {self.n_iterations}")
+        if self.refiner_width < 1:
+            raise ValueError(f"refiner_width must be >= 1, got {self.refiner_width}")
 
     @property
     def channels(self) -> int:
@@ -188,7 +197,9 @@ class PINN(nn.Module):
                  intensity_scale: float):
         super().__init__()
         self.cfg = cfg
-        self.net = ObjectNet(cfg)
+        from ptychopinn.models.registry import build_net
+
+        self.net = build_net(cfg)
         self.physics = PtychoForward(probe, intensity_scale, learn_scale=cfg.learn_scale,
                                      probe_trainable=cfg.probe_trainable)
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
@@ -198,6 +209,10 @@ class PINN(nn.Module):
 
         ``amplitude`` is in sqrt(counts) (un-normalised); ``offsets`` (B, C, 2).
         """
+        if getattr(self.net, "physics_inside", False):
+            # measured modulus in model units; patches come from one canvas per group
+            raw = self.net(amplitude / self.physics.scale, offsets, self.physics.probe)
+            return raw, raw
         raw = self.net(amplitude * self.input_scale)
         merged = merge_and_recut(raw, offsets) if self.cfg.object_big else raw
         return raw, merged

@@ -1,0 +1,91 @@
+"""Unrolled physics network (``model.kind: unrolled``): the forward model inside the network.
+
+The faithful PtychoPINN CNN must learn an inverse Fourier transform through an 8×8 bottleneck.
+Here the network starts from a flat group canvas and alternates K exact data-consistency steps
+with small learned real-space corrections:
+
+1. cut the C members' patches out of the group canvas, illuminate with the probe, propagate;
+2. replace the far-field modulus with the measured one (the amplitude-loss gradient step);
+3. back-propagate, and average the exit-wave corrections onto the canvas weighted by the probe
+   intensity (the parallel, least-squares PIE update — exact adjoints of the patch operators);
+4. a small CNN on the canvas (its real/imaginary parts, the update, the coverage) adds a
+   correction, so the prior learned from training scans fills what C patterns cannot fix.
+
+All weights act on the canvas, not on per-member channels, so the network does not depend on the
+member count C. It is trained end to end with the same unsupervised Poisson loss as ``pinn``.
+Shapes: B groups, C members, N pixels, S canvas side.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ptychopinn.physics.merge import group_canvas_size
+from ptychopinn.physics.patches import extract_patches, place_patches
+from ptychopinn.physics.propagate import far_field, far_field_adjoint
+
+
+class CanvasRefiner(nn.Module):
+    """Small residual CNN: canvas features (B, 5, S, S) -> complex correction (B, S, S).
+
+    A 3×3 stem, two dilated 3×3 layers (receptive field 15 px) and a 1×1 head whose weights
+    start at zero, so an untrained refiner leaves the physics step unchanged. Runs in
+    channels-last memory format (about 3× faster convolutions on CPU).
+    """
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(5, width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.ReLU(inplace=True),
+            nn.Conv2d(width, 2, 1),
+        )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, feats: Tensor) -> Tensor:
+        d = self.net(feats.contiguous(memory_format=torch.channels_last))
+        return torch.complex(d[:, 0], d[:, 1])
+
+
+class UnrolledNet(nn.Module):
+    """K physics steps + learned corrections on each group's canvas.
+
+    ``forward(target, offsets, probe)``: ``target`` (B, C, N, N) measured far-field amplitude in
+    model units (sqrt(counts) / s), ``offsets`` (B, C, 2) member offsets from the group centre
+    (pixels), ``probe`` (N, N) complex normalised probe. Returns the members' patches
+    (B, C, N, N) complex, all cut from one canvas per group (so they already agree on overlaps).
+    """
+
+    physics_inside = True
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        k = cfg.n_iterations
+        self.step = nn.Parameter(torch.ones(k))  # learned step sizes α_k
+        self.refiners = nn.ModuleList(CanvasRefiner(cfg.refiner_width) for _ in range(k))
+
+    def forward(self, target: Tensor, offsets: Tensor, probe: Tensor) -> Tensor:
+        b, c, n, _ = target.shape
+        s = group_canvas_size(n, offsets)
+        pos = offsets + s / 2
+        probe = probe.to(torch.complex64)
+        pint = probe.abs() ** 2
+        # probe-intensity coverage of the canvas, (B, S, S); normalised for the refiner input
+        cov = place_patches(pint.expand(b, c, n, n), pos, (s, s))
+        cov_n = cov / cov.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+        denom = cov + 1e-2 * cov.amax(dim=(-2, -1), keepdim=True)
+        canvas = torch.ones(b, s, s, dtype=torch.complex64, device=target.device)
+        for alpha, refine in zip(self.step, self.refiners, strict=True):
+            psi = extract_patches(canvas, pos, n) * probe
+            f = far_field(psi)
+            f_new = target * torch.sgn(f)  # measured modulus, current phase
+            dpsi = far_field_adjoint(f_new) - psi
+            upd = place_patches(dpsi * probe.conj(), pos, (s, s)) / denom
+            canvas = canvas + alpha * upd
+            feats = torch.stack([canvas.real, canvas.imag, upd.real, upd.imag, cov_n], 1)
+            canvas = canvas + refine(feats)
+        return extract_patches(canvas, pos, n)
