@@ -11,10 +11,7 @@ from ptychopinn.data.io import atomic_path
 
 
 def _figure(nrows: int, ncols: int, size: float = 3.2):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # no pyplot: no backend is chosen or changed
 
     fig = Figure(figsize=(size * ncols, size * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from ptychopinn.cli import main
 from ptychopinn.evaluation.metrics import METRIC_NAMES
-from ptychopinn.studies.jobs import build_jobs, is_finished, job_dir
+from ptychopinn.studies.jobs import build_jobs, job_dir
 from ptychopinn.studies.runner import run_study
 from ptychopinn.studies.spec import load_study
 from ptychopinn.studies.verify import METRICS_COLUMNS
@@ -150,21 +151,40 @@ def test_verification_flags_deleted_and_truncated(finished_study, tmp_path, caps
                       "compare-d1e6-dense-test"}
 
 
-def test_changed_parameters_invalidate_only_affected_jobs(finished_study):
+def test_changed_parameters_rerun_only_affected_jobs(finished_study, tmp_path):
+    """The runner itself, given a longer training: training, inference and comparison are
+    redone; simulation, split, views and the iterative reconstructions are skipped."""
     spec, out, _, _ = finished_study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    marks = {p.parent.name: p.stat().st_mtime_ns for p in copy.glob("jobs/*/done.json")}
     changed = replace(spec, training=replace(spec.training, epochs=2))
-    digests: dict[str, str] = {}
-    stale = set()
-    for job in build_jobs(changed):
-        if all(d in digests for d in job.deps):
-            rec = is_finished(out, job, digests)
-            if rec is not None:
-                digests[job.id] = rec["digest"]
-                continue
-        stale.add(job.id)
-    assert {j.split("-")[0] for j in stale} == {"train", "infer", "compare"}
-    assert not any("LSQML" in j for j in stale)
-    assert "simulate-d1e4" in digests and "view-d1e6-dense" in digests
+    events: list[tuple[str, str]] = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)  # in-process jobs run with compute.torch_threads, then this again
+    try:
+        res = run_study(changed, copy, show_progress=False,
+                        on_event=lambda j, s: events.append((j, s)))
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
+    assert res.ok
+    kinds = {j.id: j.kind for j in build_jobs(changed)}
+    redone = {j for j, s in res.states.items() if s == "done"}
+    assert redone == {j for j, k in kinds.items() if k in ("train", "infer", "compare")}
+    skipped = set(kinds) - redone
+    assert {res.states[j] for j in skipped} == {"skipped"}
+    assert {kinds[j] for j in skipped} >= {"simulate", "split", "view"}
+    if any(m.kind == "iterative" for m in spec.models):
+        assert "iterative" in {kinds[j] for j in skipped}
+    assert not {j for j, s in events if s == "running"} & skipped
+    for j in skipped:
+        assert (copy / "jobs" / j / "done.json").stat().st_mtime_ns == marks[j], j
+    for j in redone:
+        assert (copy / "jobs" / j / "done.json").stat().st_mtime_ns != marks[j], j
+    train = next(j for j in redone if kinds[j] == "train")
+    rec = json.loads((copy / "jobs" / train / "done.json").read_text())
+    assert rec["params"]["train"]["epochs"] == 2 and rec["result"]["epochs"] == 2
 
 
 def test_resume_after_kill(tmp_path):

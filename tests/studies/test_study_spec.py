@@ -143,3 +143,31 @@ def test_job_graph_shape():
 
 def test_dose_labels():
     assert [dose_label(d) for d in (1e3, 2.5e4, 1e9, 123.0)] == ["1e3", "2.5e4", "1e9", "1.23e2"]
+
+
+def test_shared_settings_have_one_default():
+    """The study's training and scene defaults are TrainConfig's and SimulationConfig's."""
+    from dataclasses import fields
+
+    from ptychopinn.config import TrainConfig
+    from ptychopinn.data.simulate import SimulationConfig
+
+    spec = study_from_dict({})
+    for f in fields(spec.training):
+        assert getattr(spec.training, f.name) == getattr(TrainConfig(), f.name), f.name
+    for f in fields(spec.scene):
+        assert getattr(spec.scene, f.name) == getattr(SimulationConfig(), f.name), f.name
+    assert spec.training.batch_size == TrainConfig().batch_size == 8  # was 16 in the study
+
+
+def test_yaml_number_strings_are_typed_like_the_run_config(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("training: {learning_rate: 1e-3, max_minutes: 1e0}\nscene: {step: 4e0}\n")
+    spec = load_study(path)
+    assert type(spec.training.learning_rate) is float and spec.training.learning_rate == 0.001
+    assert spec.training.max_minutes == 1.0 and spec.scene.step == 4.0
+    path.write_text("training: {learning_rate: quick}\n")
+    with pytest.raises(PtychoInputError) as e:
+        load_study(path)
+    assert str(e.value) == (f"{path}: key 'training.learning_rate': expected a finite number, "
+                            "got 'quick'")

@@ -247,10 +247,9 @@ def execute_job(job: Job, out: str, torch_threads: int, *deps: Mapping[str, Any]
     """Run one job in its folder and write its ``done.json``; returns the done record.
 
     Called on a dask worker. ``deps`` are the done records of ``job.deps`` (dask passes the
-    results of the dependency futures), used to record the input digests.
+    results of the dependency futures), used to record the input digests. torch's thread count
+    is the worker's (set by the runner), not changed here.
     """
-    import torch
-
     t0 = time.perf_counter()
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     _announce(job.id)
@@ -260,7 +259,6 @@ def execute_job(job: Job, out: str, torch_threads: int, *deps: Mapping[str, Any]
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    torch.set_num_threads(torch_threads)
     dep_dirs = {d["job"]: job_dir(out, d["job"]) for d in deps}
     extra = _RUNNERS[job.kind](job, folder, dep_dirs, torch_threads)
     outputs = _collect_outputs(folder)

@@ -161,10 +161,7 @@ def _write_df(df, path: Path) -> None:
 
 # ----------------------------------------------------------------------------------- plots
 def _figure(nrows: int, ncols: int, w: float, h: float):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # no pyplot: no backend is chosen or changed
 
     fig = Figure(figsize=(w * ncols, h * nrows), layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False)
@@ -272,6 +269,17 @@ def _fmt(x: Any) -> str:
     return str(x)
 
 
+def _scan_words(spec: StudySpec) -> str:
+    """``random scan of 1000 positions`` / ``raster scan filling the object``."""
+    from ptychopinn.data.simulate import DEFAULT_N_POSITIONS
+
+    scene = spec.scene
+    if scene.n_positions is None and scene.scan == "raster":
+        return "raster scan filling the object"
+    n = DEFAULT_N_POSITIONS if scene.n_positions is None else scene.n_positions
+    return f"{scene.scan} scan of {n} positions"
+
+
 def _blocks(spec: StudySpec, jobs: list[Job], out: Path, states: Mapping[str, str],
             metrics, deltas, overlap, jobs_df, plots: list[str]) -> list[tuple]:
     """Report content as blocks: ("h", level, text), ("p", text), ("table", header, rows),
@@ -287,8 +295,8 @@ def _blocks(spec: StudySpec, jobs: list[Job], out: Path, states: Mapping[str, st
               f"{', '.join(v.name for v in spec.views)}. Models: "
               f"{', '.join(f'{m.name} ({m.kind}, gridsize {m.gridsize})' if m.is_network else f'{m.name} ({m.algorithm})' for m in spec.models)}."),  # noqa: E501
         ("p", f"Scene: {spec.scene.object} object {spec.scene.object_size}² px, "
-              f"{spec.scene.probe} probe, {spec.scene.scan} scan of {spec.scene.n_positions} "
-              f"positions, patterns {spec.scene.patch_size}² px; split along "
+              f"{spec.scene.probe} probe, {_scan_words(spec)}, patterns "
+              f"{spec.scene.patch_size}² px; split along "
               f"{spec.split.axis} at {spec.split.fraction}. Training: {spec.training.epochs} "
               f"epochs{cap} per network; iterative: "
               f"{spec.iterative.epochs} epochs."),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -114,6 +116,42 @@ class QuietWorker(WorkerPlugin):
         """Restore the log levels (matters for in-process workers, ``processes: false``)."""
         for name, level in getattr(self, "_saved", {}).items():
             logging.getLogger(name).setLevel(level)
+
+
+class TorchThreads(WorkerPlugin):
+    """dask worker plugin: torch's thread count on every worker process of its own.
+
+    Workers running in the client's process (``processes: false``) are skipped: there
+    :func:`run_study` sets the count for the run and restores it afterwards.
+    """
+
+    name = "ptychopinn-torch-threads"
+
+    def __init__(self, threads: int, client_process: tuple[str, int]):
+        self.threads = threads
+        self.client_process = client_process
+
+    def setup(self, worker: Any) -> None:  # noqa: D102
+        if (socket.gethostname(), os.getpid()) != self.client_process:
+            import torch
+
+            torch.set_num_threads(self.threads)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's thread count set to ``threads`` (None: unchanged) and restored on exit."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 class _DropShutdownKill(logging.Filter):
@@ -235,7 +273,10 @@ def _run_graph(spec: StudySpec, jobs: list[Job], out: Path, *, clobber: bool,
     records: dict[str, dict] = {}
     _, torch_threads = spec.compute.resolved()
     bar = tqdm(total=len(jobs), desc=f"study {spec.name}", unit="job", disable=not show_progress)
-    with logging_redirect_tqdm(), bar, _client(spec, scheduler) as client:
+    in_process = scheduler is None and not spec.compute.processes
+    with (logging_redirect_tqdm(), bar, _torch_threads(torch_threads if in_process else None),
+          _client(spec, scheduler) as client):
+        client.register_plugin(TorchThreads(torch_threads, (socket.gethostname(), os.getpid())))
         if quiet_workers:
             client.register_plugin(QuietWorker())
         client.subscribe_topic(EVENT_TOPIC, _running_handler(on_event))
@@ -285,6 +326,8 @@ def _run_graph(spec: StudySpec, jobs: list[Job], out: Path, *, clobber: bool,
             if pending:
                 client.cancel(pending)
             client.unsubscribe_topic(EVENT_TOPIC)
+            with contextlib.suppress(Exception):
+                client.unregister_worker_plugin(TorchThreads.name)
             if quiet_workers:
                 with contextlib.suppress(Exception):  # e.g. the scheduler went away
                     client.unregister_worker_plugin(QuietWorker.name)
