@@ -75,11 +75,48 @@ def test_counts_are_nonnegative_and_scaled(rng):
                                atol=1e-4)
 
 
-def test_poisson_sampling_mean_and_variance(np_rng):
-    lam = np.full(200_000, 7.5)
-    k = sample_poisson(lam, np_rng)
-    assert k.mean() == pytest.approx(7.5, rel=0.01)
-    assert k.var() == pytest.approx(7.5, rel=0.02)
+def test_sample_poisson_per_pixel_statistics_and_exact_counts(np_rng):
+    """Our sampler: each pixel's mean and variance is its own rate; counts are exact integers
+    even where float32 would round (3e9: float32 steps are 256); zero rate gives zero."""
+    lam = np.array([[0.0, 0.3, 2.0], [7.5, 40.0, 3e9]])
+    n = 40_000
+    k = sample_poisson(np.broadcast_to(lam, (n, *lam.shape)), np_rng)
+    assert k.shape == (n, 2, 3) and k.dtype == np.float64
+    assert np.array_equal(k, np.round(k)) and (k[:, 0, 0] == 0).all()
+    sd_mean = np.sqrt(lam / n)
+    assert np.all(np.abs(k.mean(0) - lam) <= 5 * sd_mean + 1e-12)
+    sd_var = np.sqrt((lam + 2 * lam**2) / n)  # standard error of a Poisson sample variance
+    assert np.all(np.abs(k.var(0) - lam) <= 5 * sd_var + 1e-12)
+    assert np.any(k[:, 1, 2] % 256 != 0)
+    again = sample_poisson(lam, np.random.default_rng(7))
+    assert np.array_equal(again, sample_poisson(lam, np.random.default_rng(7)))
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        sample_poisson(np.array([1.0, -0.5]), np_rng)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        sample_poisson(np.array([np.nan]), np_rng)
+
+
+def test_simulation_draws_its_noise_with_our_sampler(monkeypatch):
+    """simulate() takes its photon noise from physics.noise.sample_poisson (the function
+    tested above), seeded by the config: the stored amplitudes are sqrt of what it drew."""
+    import dataclasses
+
+    import ptychopinn.data.simulate as sim
+
+    drawn = []
+
+    def spy(intensity, rng):
+        k = sample_poisson(intensity, rng)
+        drawn.append(k)
+        return k
+
+    monkeypatch.setattr(sim, "sample_poisson", spy)
+    cfg = sim.SimulationConfig(object_size=64, patch_size=16, n_positions=40, photons=1e3, seed=2)
+    d = sim.simulate(cfg, batch=16)
+    assert len(drawn) == 3  # one call per batch of 16 patterns
+    np.testing.assert_array_equal(d.diffraction, np.sqrt(np.concatenate(drawn)).astype(np.float32))
+    clean = sim.simulate(dataclasses.replace(cfg, noise=False))
+    assert len(drawn) == 3 and not np.array_equal(d.diffraction, clean.diffraction)
 
 
 def test_poisson_nll_stable_at_zero_counts():

@@ -15,6 +15,7 @@ from scipy import ndimage
 from ptychopinn.data.container import PtychoData
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.physics.forward import forward_amplitude
+from ptychopinn.physics.noise import sample_poisson
 from ptychopinn.physics.patches import extract_patches
 from ptychopinn.physics.probe import normalize_probe
 
@@ -270,7 +271,7 @@ def simulate(cfg: SimulationConfig, *, batch: int = 256) -> PtychoData:
     counts = (amp.astype(np.float64) * scale) ** 2
     if cfg.noise:
         for s in range(0, m, batch):
-            counts[s : s + batch] = rng_noise.poisson(counts[s : s + batch])
+            counts[s : s + batch] = sample_poisson(counts[s : s + batch], rng_noise)
     diffraction = np.sqrt(counts).astype(np.float32)
     meta = {
         "units": {"diffraction": "sqrt(photon counts)", "positions": "object pixels"},

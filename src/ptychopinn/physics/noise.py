@@ -42,5 +42,12 @@ def amplitude_mae(pred_amplitude: Tensor, measured_amplitude: Tensor, *,
 
 
 def sample_poisson(intensity: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Poisson counts with mean ``intensity`` (any shape, >= 0), as float32."""
-    return rng.poisson(np.asarray(intensity, dtype=np.float64)).astype(np.float32)
+    """Poisson photon counts with mean ``intensity`` (any shape, finite, >= 0).
+
+    Returns float64 counts (integers exactly, also above 2**24 where float32 would round).
+    The one sampler used by simulation and the study's per-dose noise.
+    """
+    lam = np.asarray(intensity, dtype=np.float64)
+    if lam.size and not (np.isfinite(lam).all() and lam.min() >= 0):
+        raise ValueError("Poisson intensity must be finite and >= 0")
+    return rng.poisson(lam).astype(np.float64)

@@ -307,6 +307,7 @@ def _run_simulate(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads:
 
     from ptychopinn.data.io import save_dataset
     from ptychopinn.data.simulate import SimulationConfig, simulate
+    from ptychopinn.physics.noise import sample_poisson
 
     p = dict(job.params)
     noise_seed = p.pop("noise_seed")
@@ -314,7 +315,7 @@ def _run_simulate(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads:
     p.pop("object_sha256")
     data = simulate(SimulationConfig(**p, noise=False))
     expected = np.asarray(data.diffraction, np.float64) ** 2
-    counts = np.random.default_rng(noise_seed).poisson(expected)
+    counts = sample_poisson(expected, np.random.default_rng(noise_seed))
     meta = {**data.metadata, "noise": "poisson", "noise_seed": noise_seed}
     meta["simulation"] = {**meta["simulation"], "noise": True}
     # no ground_truth_patches (2/3 of the file): the baseline cuts its labels from objectGuess
