@@ -171,3 +171,30 @@ def test_yaml_number_strings_are_typed_like_the_run_config(tmp_path):
         load_study(path)
     assert str(e.value) == (f"{path}: key 'training.learning_rate': expected a finite number, "
                             "got 'quick'")
+
+
+def test_network_kinds_of_the_registry_with_config_overrides():
+    spec = study_from_dict({"models": [
+        "PtychoPINN",
+        {"name": "Unrolled", "kind": "unrolled", "gridsize": 2,
+         "model": {"refiner_width": 8}, "grouping": {"neighbor_count": 24,
+                                                     "inference_members": "pool"}}]})
+    m = spec.models[1]
+    assert m.kind == "unrolled" and m.is_network and m.gridsize == 2
+    train = [j for j in build_jobs(spec) if j.kind == "train" and "Unrolled" in j.id]
+    assert train, [j.id for j in build_jobs(spec)]
+    p = train[0].params
+    assert p["model"]["kind"] == "unrolled" and p["model"]["refiner_width"] == 8
+    assert p["grouping"] == {"neighbor_count": 24, "inference_members": "pool", "gridsize": 2}
+    # round trip through YAML keeps the overrides
+    again = study_from_dict(yaml.safe_load(yaml.safe_dump(spec.to_dict())))
+    assert again.models == spec.models
+
+
+def test_unknown_network_kind_and_bad_override_are_one_line():
+    with pytest.raises(PtychoInputError, match=r"expected baseline \| pinn \| unrolled \| "
+                                               r"iterative, got 'gan'"):
+        study_from_dict({"models": [{"name": "X", "kind": "gan"}]})
+    with pytest.raises(PtychoInputError, match="unknown key.*'widht'"):
+        study_from_dict({"models": [{"name": "X", "kind": "unrolled",
+                                     "model": {"widht": 3}}]})

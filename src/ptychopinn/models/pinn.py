@@ -25,7 +25,7 @@ class ModelConfig:
     ``n_filters_scale`` scales the base width of 16 filters; ``object_big`` merges the C
     patches per group; ``pad_object`` predicts the central N/2 region with the main decoder and
     the border with a small branch. ``n_iterations`` and ``refiner_width`` set the unrolled
-    network (physics steps K, refiner channels).
+    network (physics steps K, refiner channels, memory channels carried between steps).
     """
 
     kind: str = "pinn"
@@ -41,6 +41,7 @@ class ModelConfig:
     batch_norm: bool = True
     n_iterations: int = 6
     refiner_width: int = 24
+    memory_channels: int = 0
 
     def __post_init__(self) -> None:
         from ptychopinn.models.registry import check_kind
@@ -60,6 +61,8 @@ class ModelConfig:
             raise ValueError(f"loss must be 'poisson' or 'mae', got {self.loss!r}")
         if self.n_iterations < 1:
             raise ValueError(f"n_iterations must be >= 1, got {self.n_iterations}")
+        if self.memory_channels < 0:
+            raise ValueError(f"memory_channels must be >= 0, got {self.memory_channels}")
         if self.refiner_width < 1:
             raise ValueError(f"refiner_width must be >= 1, got {self.refiner_width}")
 

@@ -27,27 +27,30 @@ from ptychopinn.physics.propagate import far_field, far_field_adjoint
 
 
 class CanvasRefiner(nn.Module):
-    """Small residual CNN: canvas features (B, 5, S, S) -> complex correction (B, S, S).
+    """Small residual CNN: canvas features (B, 5 + H, S, S) -> complex correction (B, S, S)
+    and the next memory (B, H, S, S) (H = ``memory`` channels carried between steps, as in
+    learned primal-dual schemes; 0 = none).
 
     A 3×3 stem, two dilated 3×3 layers (receptive field 15 px) and a 1×1 head whose weights
     start at zero, so an untrained refiner leaves the physics step unchanged. Runs in
     channels-last memory format (about 3× faster convolutions on CPU).
     """
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, memory: int = 0):
         super().__init__()
+        self.memory = memory
         self.net = nn.Sequential(
-            nn.Conv2d(5, width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(5 + memory, width, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.ReLU(inplace=True),
-            nn.Conv2d(width, 2, 1),
+            nn.Conv2d(width, 2 + memory, 1),
         )
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
-    def forward(self, feats: Tensor) -> Tensor:
+    def forward(self, feats: Tensor) -> tuple[Tensor, Tensor]:
         d = self.net(feats.contiguous(memory_format=torch.channels_last))
-        return torch.complex(d[:, 0], d[:, 1])
+        return torch.complex(d[:, 0], d[:, 1]), torch.tanh(d[:, 2:])
 
 
 class UnrolledNet(nn.Module):
@@ -66,7 +69,8 @@ class UnrolledNet(nn.Module):
         self.cfg = cfg
         k = cfg.n_iterations
         self.step = nn.Parameter(torch.ones(k))  # learned step sizes α_k
-        self.refiners = nn.ModuleList(CanvasRefiner(cfg.refiner_width) for _ in range(k))
+        self.refiners = nn.ModuleList(CanvasRefiner(cfg.refiner_width, cfg.memory_channels)
+                                      for _ in range(k))
 
     def forward(self, target: Tensor, offsets: Tensor, probe: Tensor) -> Tensor:
         b, c, n, _ = target.shape
@@ -79,6 +83,7 @@ class UnrolledNet(nn.Module):
         cov_n = cov / cov.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
         denom = cov + 1e-2 * cov.amax(dim=(-2, -1), keepdim=True)
         canvas = torch.ones(b, s, s, dtype=torch.complex64, device=target.device)
+        mem = target.new_zeros(b, self.cfg.memory_channels, s, s)
         for alpha, refine in zip(self.step, self.refiners, strict=True):
             psi = extract_patches(canvas, pos, n) * probe
             f = far_field(psi)
@@ -86,6 +91,8 @@ class UnrolledNet(nn.Module):
             dpsi = far_field_adjoint(f_new) - psi
             upd = place_patches(dpsi * probe.conj(), pos, (s, s)) / denom
             canvas = canvas + alpha * upd
-            feats = torch.stack([canvas.real, canvas.imag, upd.real, upd.imag, cov_n], 1)
-            canvas = canvas + refine(feats)
+            feats = torch.cat([torch.stack([canvas.real, canvas.imag, upd.real, upd.imag, cov_n],
+                                           1), mem], 1)
+            delta, mem = refine(feats)
+            canvas = canvas + delta
         return extract_patches(canvas, pos, n)

@@ -173,9 +173,10 @@ def build_jobs(spec: StudySpec) -> list[Job]:
 
 def _train_params(spec: StudySpec, model: Any, job_id: str) -> dict[str, Any]:
     t = spec.training
-    return {"model": {"kind": model.kind, "gridsize": model.gridsize,
+    over = json.loads(getattr(model, "overrides_json", "{}"))
+    return {"model": {**over.get("model", {}), "kind": model.kind, "gridsize": model.gridsize,
                       "n": spec.scene.patch_size},
-            "grouping": {"gridsize": model.gridsize},
+            "grouping": {**over.get("grouping", {}), "gridsize": model.gridsize},
             "train": {"epochs": t.epochs, "max_minutes": t.max_minutes,
                       "batch_size": t.batch_size, "learning_rate": t.learning_rate,
                       "seed": seed_from_string(f"{spec.seed}/{job_id}"),

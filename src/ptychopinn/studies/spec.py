@@ -22,6 +22,7 @@ truth (SPEC §8). Example (all sections optional; defaults shown in :class:`Stud
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
@@ -133,20 +134,23 @@ class ViewSpec:
 class ModelSpec:
     """One reconstruction method.
 
-    ``kind`` is ``pinn`` (PtychoPINN), ``baseline`` (supervised, gridsize 1) or ``iterative``
+    ``kind`` is a network kind of :data:`ptychopinn.models.registry.KINDS` (``pinn`` =
+    PtychoPINN, ``baseline`` = supervised with gridsize 1, ``unrolled``, ...) or ``iterative``
     (pty-chi ``algorithm``). Names are table labels (``PtychoPINN``, ``Baseline``,
-    ``PtyChi-LSQML``).
+    ``PtyChi-LSQML``). ``overrides_json``: JSON of extra ``model``/``grouping`` config fields of
+    a network (from the YAML keys ``model:`` and ``grouping:`` of the entry).
     """
 
     name: str
-    kind: Literal["pinn", "baseline", "iterative"]
+    kind: str
     gridsize: int = 1
     algorithm: str | None = None
+    overrides_json: str = "{}"
 
     @property
     def is_network(self) -> bool:
-        """True for the trained models (pinn, baseline)."""
-        return self.kind in ("pinn", "baseline")
+        """True for the trained models (every registry kind)."""
+        return self.kind != "iterative"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,7 +243,9 @@ class StudySpec:
         d["doses"] = [float(x) for x in self.doses]
         d["views"] = {v.name: {k: x for k, x in asdict(v).items() if k != "name" and x is not None}
                       for v in self.views}
-        d["models"] = [{k: x for k, x in asdict(m).items() if x is not None} for m in self.models]
+        d["models"] = [{**{k: x for k, x in asdict(m).items()
+                           if x is not None and k != "overrides_json"},
+                        **json.loads(m.overrides_json)} for m in self.models]
         d["evaluate"] = list(self.evaluate)
         return d
 
@@ -318,7 +324,8 @@ class _Reader:
         for i, item in enumerate(value):
             key = f"models[{i}]"
             entry = {"name": item} if isinstance(item, str) else self.mapping(item, key)
-            check_keys(entry, ("name", "kind", "gridsize", "algorithm"), section=key,
+            check_keys(entry, ("name", "kind", "gridsize", "algorithm", "model", "grouping"),
+                       section=key,
                        source=self.source)
             name = self.name(entry.get("name"), f"{key}.name")
             out.append(self.model(name, entry, key))
@@ -340,9 +347,12 @@ class _Reader:
             else:
                 raise self.fail(f"{key}.kind", f"model {name!r} needs kind: pinn | baseline | "
                                                "iterative")
-        if kind not in ("pinn", "baseline", "iterative"):
-            raise self.fail(f"{key}.kind", f"expected pinn | baseline | iterative, got {kind!r}")
-        gs = coerce(int, entry.get("gridsize", 2 if kind == "pinn" else 1),
+        from ptychopinn.models.registry import KINDS
+
+        kinds = (*sorted(KINDS), "iterative")
+        if kind not in kinds:
+            raise self.fail(f"{key}.kind", f"expected {' | '.join(kinds)}, got {kind!r}")
+        gs = coerce(int, entry.get("gridsize", 1 if kind == "baseline" else 2),
                     key=f"{key}.gridsize", source=self.source)
         if gs < 1:
             raise self.fail(f"{key}.gridsize", f"expected an integer >= 1, got {gs!r}")
@@ -356,7 +366,22 @@ class _Reader:
             return ModelSpec(name=name, kind="iterative", gridsize=1, algorithm=algo.lower())
         if algo is not None:
             raise self.fail(f"{key}.algorithm", "only iterative models take an algorithm")
-        return ModelSpec(name=name, kind=kind, gridsize=gs)
+        over = {}
+        for sec in ("model", "grouping"):
+            if entry.get(sec) is not None:
+                over[sec] = self.mapping(entry[sec], f"{key}.{sec}")
+        if over:
+            from ptychopinn.config import RunConfig
+
+            try:  # the same strict loader as run configs: unknown keys, bad types
+                RunConfig.from_dict({**over, "model": {**over.get("model", {}), "kind": kind,
+                                                       "gridsize": gs},
+                                     "grouping": {**over.get("grouping", {}), "gridsize": gs}},
+                                    source=f"{self.source}: {key}")
+            except PtychoInputError as e:
+                raise PtychoInputError(str(e)) from None
+        return ModelSpec(name=name, kind=kind, gridsize=gs,
+                         overrides_json=json.dumps(over, sort_keys=True))
 
     def evaluate(self, value: Any) -> tuple[str, ...]:
         if value is None:
