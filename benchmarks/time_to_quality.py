@@ -13,7 +13,11 @@ common scanned region of all reconstructions.
   ``RunConfig().with_overrides``; default one faithful variant ``pinn={}``), trained for
   ``--minutes``, or reused with ``--pinn-run NAME=RUN_DIR``: plain inference on the test half
   (with stitching; a warm-up call, then the median of ``--repeats`` timed calls) is the point;
-  training time is reported separately and amortised over 1, 10 and 100 scans.
+  training time is reported separately and amortised over 1, 10 and 100 scans (wall time of
+  ``train()``; for a reused run, ``train_seconds`` from its ``summary.json``).
+* "LSQML s to same phase SSIM" is interpolated linearly between snapshots; "≤ t (first
+  snapshot)" means the first snapshot already reached it, "never (> t)" that the run did not
+  (the ratio is then a lower bound).
 
 Writes ``OUT/time_to_quality.json`` (all numbers), ``OUT/time_to_quality.png`` (phase and
 amplitude SSIM vs wall time, log time axis) and ``OUT/time_to_quality.md``, and prints the
