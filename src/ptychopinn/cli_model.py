@@ -10,6 +10,9 @@ from ptychopinn.models.registry import KINDS
 
 logger = logging.getLogger("ptychopinn")
 
+#: Default ``infer --refine-epochs``: a short polish from the network's object.
+REFINE_EPOCHS = 20
+
 
 def _cmd_train(a: argparse.Namespace) -> int:
     from ptychopinn.config import RunConfig, load_config
@@ -60,12 +63,43 @@ def _with_probe(data, path: Path):
 
 
 def _cmd_infer(a: argparse.Namespace) -> int:
-    from ptychopinn.inference.predict import InferConfig, reconstruct, save_reconstruction
+    import math
 
-    recon = reconstruct(a.model, a.data, InferConfig(batch_size=a.batch_size, device=a.device,
-                                                           groups=a.groups))
-    path = save_reconstruction(recon, a.out)
-    logger.info("wrote %s", path)
+    from ptychopinn.errors import PtychoInputError
+    from ptychopinn.inference.predict import InferConfig
+    from ptychopinn.inference.workflow import infer_to_dir
+
+    if a.adapt_minutes is not None and not (math.isfinite(a.adapt_minutes)
+                                            and a.adapt_minutes > 0):
+        raise PtychoInputError(f"--adapt-minutes must be > 0; got {a.adapt_minutes:g}")
+    if a.adapt_epochs is not None and a.adapt_epochs < 1:
+        raise PtychoInputError(f"--adapt-epochs must be an integer >= 1; got {a.adapt_epochs}")
+    if a.adapt_lr is not None and not a.adapt_lr > 0:
+        raise PtychoInputError(f"--adapt-lr must be > 0; got {a.adapt_lr:g}")
+    if a.refine_epochs is not None and a.refine_epochs < 1:
+        raise PtychoInputError(f"--refine-epochs must be an integer >= 1; got {a.refine_epochs}")
+    if a.refine is None and a.refine_epochs is not None:
+        raise PtychoInputError("--refine-epochs needs --refine ALGORITHM")
+    if a.adapt_lr is not None and a.adapt_minutes is None and a.adapt_epochs is None:
+        raise PtychoInputError("--adapt-lr needs --adapt-minutes or --adapt-epochs")
+    device = a.device if a.device in ("auto", "cpu", "cuda") else (
+        "cuda" if a.device.startswith("cuda") else "cpu")
+    adapt_cfg = None
+    if a.adapt_minutes is not None or a.adapt_epochs is not None:
+        from ptychopinn.inference.adapt import AdaptConfig
+
+        adapt_cfg = AdaptConfig(minutes=a.adapt_minutes, epochs=a.adapt_epochs,
+                                learning_rate=a.adapt_lr, seed=a.seed,
+                                accelerator={"cuda": "gpu"}.get(device, device))
+    refine = None
+    if a.refine is not None:
+        from ptychopinn.iterative.ptychi_backend import IterativeConfig
+
+        refine = IterativeConfig(algorithm=a.refine, epochs=a.refine_epochs or REFINE_EPOCHS,
+                                 seed=a.seed, device=device)
+    infer_to_dir(a.model, a.data, a.out, InferConfig(batch_size=a.batch_size, device=a.device,
+                                                     groups=a.groups),
+                 adapt_cfg=adapt_cfg, refine=refine)
     return 0
 
 
@@ -210,6 +244,23 @@ def add_commands(sub) -> None:
                    help="cover: few groups holding every pattern, all members stitched "
                         "(fast); every: one group per pattern, seed stitched")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    s.add_argument("--adapt-minutes", type=float, default=None, metavar="T",
+                   help="first fine-tune a copy of the model on this scan's diffraction "
+                        "(physics loss, no labels; not for the supervised baseline) for at "
+                        "most T minutes; written as OUT/adapted (a run directory)")
+    s.add_argument("--adapt-epochs", type=int, default=None, metavar="E",
+                   help="adaptation epochs (with --adapt-minutes: whichever ends first)")
+    s.add_argument("--adapt-lr", type=float, default=None,
+                   help="adaptation learning rate (default: half the model's training rate)")
+    s.add_argument("--refine", default=None, choices=["lsqml", "epie", "rpie", "dm"],
+                   help="then refine the stitched object with pty-chi from it (free space "
+                        "where nothing was reconstructed, amplitude scaled to the data); "
+                        "OUT/reconstruction.npz is the refined object, OUT/network/ the "
+                        "network's")
+    s.add_argument("--refine-epochs", type=int, default=None, metavar="K",
+                   help=f"pty-chi epochs of --refine (default: {REFINE_EPOCHS})")
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed of adaptation (groups, batch order) and refinement")
     s.set_defaults(func=_cmd_infer)
 
     s = sub.add_parser("compare", help="metrics, FRC and figures against a reference")

@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ from ptychopinn.data.grouping import covering_groups, nearest_groups, relative_o
 from ptychopinn.data.io import atomic_path, load_dataset
 from ptychopinn.inference.stitch import Stitcher, object_frame
 from ptychopinn.training.bundle import Bundle, load_bundle
+
+if TYPE_CHECKING:
+    from ptychopinn.inference.adapt import AdaptConfig
 
 logger = logging.getLogger(__name__)
 
@@ -65,25 +69,52 @@ def stitch_weight(bundle: Bundle) -> torch.Tensor:
     return i / i.max()
 
 
+def load_scan(data: PtychoData | str | Path) -> PtychoData:
+    """A dataset file (lazy where the format allows) or a Ptychodus batch input directory."""
+    if isinstance(data, PtychoData):
+        return data
+    if Path(data).is_dir():  # a Ptychodus batch input directory
+        from ptychopinn.interop.convert import convert_ptychodus
+
+        return convert_ptychodus(data)
+    return load_dataset(data)
+
+
 def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
-                cfg: InferConfig | None = None) -> Reconstruction:
+                cfg: InferConfig | None = None, *, adapt: AdaptConfig | None = None,
+                adapt_dir: str | Path | None = None) -> Reconstruction:
     """Reconstruct a whole scan: one forward pass per group of nearest neighbours.
 
     Groups are a seed and its C−1 nearest neighbours (``cfg.groups`` says which seeds); the
     merged patches are stitched with the probe-intensity weight. Patterns are read batch by
     batch, so peak memory is bounded by the batch and the canvas, not by the number of
     patterns.
+
+    With ``adapt`` (:class:`~ptychopinn.inference.adapt.AdaptConfig`) a copy of the model is
+    first fine-tuned on this scan's diffraction (physics loss, no labels;
+    :func:`~ptychopinn.inference.adapt.adapt`): its run directory is ``adapt_dir`` (kept), or a
+    temporary one (deleted) when None. Adaptation reads the scan into memory; ``info`` then
+    holds ``adapt_seconds`` etc. beside the inference's own ``seconds``.
     """
     cfg = cfg or InferConfig()
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
-    if not isinstance(data, PtychoData):
-        if Path(data).is_dir():  # a Ptychodus batch input directory
-            from ptychopinn.interop.convert import convert_ptychodus
+    data = load_scan(data)
+    adapt_info: dict = {}
+    if adapt is not None:
+        import tempfile
 
-            data = convert_ptychodus(data)
+        from ptychopinn.inference.adapt import adapt as adapt_model
+
+        if adapt_dir is not None:
+            res = adapt_model(bundle, data, adapt_dir, adapt)
         else:
-            data = load_dataset(data)
+            with tempfile.TemporaryDirectory(prefix="ptychopinn_adapt_") as tmp:
+                res = adapt_model(bundle, data, Path(tmp) / "adapted", adapt)
+        bundle = res.bundle
+        adapt_info = res.info()
+        if adapt_dir is None:
+            adapt_info["adapted_model"] = None
     model = bundle.model
     n = model.cfg.n
     if data.patch_size != n:
@@ -159,6 +190,7 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
         "device": str(dev),
         "gridsize": g,
         "model_kind": model.cfg.kind,
+        **adapt_info,
     }
     logger.info("reconstructed %d patterns in %.2f s (%.0f patterns/s, stitching %.0f%%)", m,
                 total, info["patterns_per_second"], 100 * info["stitch_fraction"])

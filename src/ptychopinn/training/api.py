@@ -6,7 +6,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from ptychopinn.errors import PtychoInputError
 from ptychopinn.models.pinn import PINN
 from ptychopinn.physics.patches import extract_patches
 from ptychopinn.physics.probe import normalize_probe
-from ptychopinn.training.bundle import save_bundle
+from ptychopinn.training.bundle import Bundle, save_bundle
 from ptychopinn.training.datamodule import GroupDataset
 
 logger = logging.getLogger(__name__)
@@ -83,8 +83,52 @@ def _resolve_accelerator(name: str) -> str:
     return name
 
 
+def _initial_model(cfg: RunConfig, data: PtychoData, init_bundle: Bundle | str | Path | None
+                   ) -> tuple[PINN, dict[str, float], dict[str, Any] | None]:
+    """Fresh model (:func:`build_model`) or a copy of ``init_bundle``'s model.
+
+    Returns the model, its normalisation constants and, for a bundle, its provenance for the
+    new manifest (``initialised_from``). A bundle keeps its weights, probe, input scale and
+    intensity scale; ``cfg.model`` must equal its model config and the patterns its size.
+    """
+    if init_bundle is None:
+        model, consts = build_model(cfg, data)
+        return model, consts, None
+    import copy
+
+    from ptychopinn.training.bundle import load_bundle, resolve_bundle_path
+
+    source = None
+    if isinstance(init_bundle, Bundle):
+        bundle = init_bundle
+        model = copy.deepcopy(bundle.model).to("cpu")  # never train the caller's copy
+    else:
+        source = resolve_bundle_path(init_bundle)
+        bundle = load_bundle(source)
+        model = bundle.model
+    n = model.cfg.n
+    if data.patch_size != n:
+        raise PtychoInputError(f"patterns are {data.patch_size}x{data.patch_size} but the "
+                               f"initial model expects {n}x{n}", path=data.source)
+    if cfg.model != model.cfg:
+        diff = sorted(k for k, v in asdict(cfg.model).items() if getattr(model.cfg, k) != v)
+        raise PtychoInputError(f"model config differs from the initial bundle's in "
+                               f"{', '.join(diff)}; fine-tuning keeps the bundle's model")
+    man = bundle.manifest
+    consts = dict(man.get("normalisation_constants") or {})
+    consts.setdefault("input_scale", float(model.input_scale))
+    consts.setdefault("intensity_scale_init", float(model.physics.scale.detach()))
+    origin = {"path": None if source is None else str(source),
+              "weights_sha256": man.get("weights_sha256"),
+              "training_data": man.get("training_data"),
+              "initialised_from": man.get("initialised_from")}
+    model.train()
+    return model, consts, origin
+
+
 def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
-          resume: bool = False, data_path: str | Path | None = None) -> TrainResult:
+          resume: bool = False, data_path: str | Path | None = None,
+          init_bundle: Bundle | str | Path | None = None) -> TrainResult:
     """Train a model and write ``out_dir/{model.zip, config.yaml, metrics.csv, summary.json}``.
 
     Seeded by ``cfg.train.seed``; the caller's global RNG states and torch's deterministic
@@ -99,15 +143,22 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
     cfg : RunConfig
     resume : bool
         Continue from ``out_dir/checkpoints/last.ckpt``.
+    init_bundle : Bundle or path, optional
+        Fine-tune: start from this bundle's weights, probe, input scale and intensity scale
+        (and keep its normalisation constants) instead of a fresh model. ``cfg.model`` must
+        equal the bundle's model config and the patterns must have its size; the bundle
+        itself is not modified. The new manifest records it under ``initialised_from``.
     """
     from ptychopinn.training.isolation import isolated_training
 
     with isolated_training():
-        return _train(data, out_dir, cfg, resume=resume, data_path=data_path)
+        return _train(data, out_dir, cfg, resume=resume, data_path=data_path,
+                      init_bundle=init_bundle)
 
 
 def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
-           resume: bool, data_path: str | Path | None) -> TrainResult:
+           resume: bool, data_path: str | Path | None,
+           init_bundle: Bundle | str | Path | None = None) -> TrainResult:
     """:func:`train` without the global-state guard."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
@@ -138,7 +189,7 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
     val_groups, train_groups = groups[perm[:n_val]], groups[perm[n_val:]]
     labels = cfg.model.kind == "baseline"
     train_ds = GroupDataset(data, train_groups, with_labels=labels)
-    model, consts = build_model(cfg, data)
+    model, consts, origin = _initial_model(cfg, data, init_bundle)
     hparams = {**cfg.to_dict(), "normalisation": consts}
     module = ReconModule(model, learning_rate=cfg.train.learning_rate, hparams=hparams)
     accelerator = _resolve_accelerator(cfg.train.accelerator)
@@ -196,6 +247,8 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
                           "sha256": _sha(data_path),
                           "n_patterns": data.n_patterns},
     }
+    if origin is not None:
+        extra["initialised_from"] = origin
     bundle_path = save_bundle(module.model, out_dir / "model.zip", extra=extra)
     metrics_src = out_dir / "logs" / "metrics.csv"
     if metrics_src.exists():

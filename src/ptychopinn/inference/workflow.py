@@ -1,0 +1,100 @@
+"""``infer`` end to end: optional adaptation, network reconstruction, optional refinement.
+
+What ``ptychopinn infer`` runs (the CLI only parses). Output folder ``out_dir``:
+
+* ``reconstruction.npz`` + PNGs: the final object (the refined one with ``refine``);
+* ``network/reconstruction.npz`` + PNGs: the network's own object (only with ``refine``);
+* ``adapted/``: the adapted model's run directory (only with ``adapt``; ``infer --model
+  OUT/adapted`` reuses it);
+* with ``refine``: ``loss_history.csv`` (pty-chi's loss per epoch); with ``adapt`` or
+  ``refine``: ``summary.json``, the timings (``adapt_seconds``, ``inference_seconds``,
+  ``refine_seconds``) measured separately.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from ptychopinn.data.container import PtychoData
+from ptychopinn.data.io import atomic_path
+from ptychopinn.errors import PtychoInputError
+from ptychopinn.inference.adapt import AdaptConfig, adapt, check_adaptable
+from ptychopinn.inference.predict import (
+    InferConfig,
+    Reconstruction,
+    load_scan,
+    reconstruct,
+    save_reconstruction,
+)
+from ptychopinn.iterative.ptychi_backend import IterativeConfig
+from ptychopinn.training.bundle import Bundle, load_bundle
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ADAPTED_DIR", "NETWORK_DIR", "infer_to_dir"]
+
+ADAPTED_DIR = "adapted"
+NETWORK_DIR = "network"
+
+
+def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
+                 out_dir: str | Path, cfg: InferConfig | None = None, *,
+                 adapt_cfg: AdaptConfig | None = None,
+                 refine: IterativeConfig | None = None) -> Reconstruction:
+    """Reconstruct ``data`` with ``model`` into ``out_dir`` (see the module docstring).
+
+    Everything that can be refused is checked before anything is written: a supervised model
+    or a pattern size other than the model's with ``adapt_cfg``, an existing
+    ``out_dir/adapted``, pty-chi missing with ``refine``. Reconstructions are written only
+    once every stage has finished. Returns the final reconstruction.
+    """
+    from ptychopinn.inference.refine import refine_reconstruction, require_ptychi
+
+    cfg = cfg or InferConfig()
+    out_dir = Path(out_dir)
+    bundle = model if isinstance(model, Bundle) else load_bundle(model)
+    data = load_scan(data)
+    if refine is not None:
+        require_ptychi()
+    if data.patch_size != bundle.model.cfg.n:
+        n = bundle.model.cfg.n
+        raise PtychoInputError(f"patterns are {data.patch_size}x{data.patch_size} but the model "
+                               f"expects {n}x{n}", path=data.source)
+    adapt_info: dict = {}
+    if adapt_cfg is not None:
+        check_adaptable(bundle, data)
+        if (out_dir / ADAPTED_DIR).exists():
+            raise PtychoInputError("already holds an adapted model; choose another --out or "
+                                   "remove it", path=out_dir / ADAPTED_DIR)
+        res = adapt(bundle, data, out_dir / ADAPTED_DIR, adapt_cfg)
+        bundle, adapt_info = res.bundle, res.info()
+    net = reconstruct(bundle, data, cfg)
+    net.info.update(adapt_info)
+    summary = {k: net.info[k] for k in ("adapt_seconds", "adapt_epochs", "adapt_loss_before",
+                                        "adapt_loss_after") if k in net.info}
+    summary["inference_seconds"] = net.info["seconds"]
+    final = net
+    if refine is not None:
+        t0 = time.perf_counter()
+        final, it = refine_reconstruction(net, data, refine, show_progress=cfg.show_progress)
+        summary.update(refine_algorithm=it.algorithm, refine_epochs=int(it.loss_history.size),
+                       refine_seconds=it.wall_time_s,
+                       refine_total_seconds=time.perf_counter() - t0,
+                       initial_amplitude_scale=final.info["initial_amplitude_scale"])
+        save_reconstruction(net, out_dir / NETWORK_DIR)
+        with atomic_path(out_dir / "loss_history.csv") as tmp:
+            tmp.write_text("epoch,loss\n" + "".join(
+                f"{i},{float(v)!r}\n" for i, v in enumerate(it.loss_history)))
+    path = save_reconstruction(final, out_dir)
+    if adapt_cfg is not None or refine is not None:
+        with atomic_path(out_dir / "summary.json") as tmp:
+            tmp.write_text(json.dumps(summary, indent=2))
+    logger.info("timings: %s", ", ".join(
+        f"{name} {summary[key]:.2f} s" for name, key in (
+            ("adaptation", "adapt_seconds"), ("inference", "inference_seconds"),
+            ("refinement", "refine_seconds")) if key in summary))
+    logger.info("wrote %s", path)
+    return final
