@@ -59,16 +59,17 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
     data = load_scan(data)
     if refine is not None:
         require_ptychi()
+    if adapt_cfg is not None:
+        check_adaptable(bundle, data)
+        if (out_dir / ADAPTED_DIR).exists():
+            raise PtychoInputError("already holds an adapted model; choose another --out or "
+                                   "remove it", path=out_dir / ADAPTED_DIR)
     if data.patch_size != bundle.model.cfg.n:
         n = bundle.model.cfg.n
         raise PtychoInputError(f"patterns are {data.patch_size}x{data.patch_size} but the model "
                                f"expects {n}x{n}", path=data.source)
     adapt_info: dict = {}
     if adapt_cfg is not None:
-        check_adaptable(bundle, data)
-        if (out_dir / ADAPTED_DIR).exists():
-            raise PtychoInputError("already holds an adapted model; choose another --out or "
-                                   "remove it", path=out_dir / ADAPTED_DIR)
         res = adapt(bundle, data, out_dir / ADAPTED_DIR, adapt_cfg)
         bundle, adapt_info = res.bundle, res.info()
     net = reconstruct(bundle, data, cfg)

@@ -60,6 +60,7 @@ import numpy as np
 from ptychopinn.config import RunConfig, load_config
 from ptychopinn.data.container import PtychoData
 from ptychopinn.errors import PtychoInputError
+from ptychopinn.inference.adapt import AdaptConfig
 from ptychopinn.inference.predict import InferConfig
 from ptychopinn.interop.ptychodus_io import (
     DIFFRACTION_FILE_NAME,
@@ -270,13 +271,13 @@ def _training_source(input_path: Path) -> PtychoData | Path:
     )
 
 
-def _fresh_run_dir(output_path: Path) -> Path:
-    """``output_path/ptychopinn_run``, or ``..._2``, ``..._3``, ... if taken."""
-    candidate = output_path / RUN_DIR_NAME
+def _fresh_run_dir(output_path: Path, name: str = RUN_DIR_NAME) -> Path:
+    """``output_path/name`` (default ``ptychopinn_run``), or ``..._2``, ``..._3``, ... if taken."""
+    candidate = output_path / name
     k = 1
     while candidate.exists():
         k += 1
-        candidate = output_path / f"{RUN_DIR_NAME}_{k}"
+        candidate = output_path / f"{name}_{k}"
     return candidate
 
 
@@ -309,6 +310,14 @@ class PtychopinnReconstructor(TrainableReconstructor):
         Inference options (default: ``InferConfig(show_progress=False)``).
     model_path : path-like, optional
         A ``model.zip`` bundle (or run directory) to load at construction.
+    adapt : AdaptConfig, optional
+        Off by default. When set, every ``reconstruct`` first fine-tunes a copy of the loaded
+        model on that scan's own diffraction (physics loss, no labels; see
+        :func:`ptychopinn.inference.adapt.adapt`) and reconstructs with the copy; the loaded
+        model is not changed. Refused for the supervised baseline.
+    adapt_dir : path-like, optional
+        Where adapted models are kept (one run directory per call, ``adapted``,
+        ``adapted_2``, ...); default: a temporary directory, deleted afterwards.
 
     Notes
     -----
@@ -323,10 +332,14 @@ class PtychopinnReconstructor(TrainableReconstructor):
         run_config: RunConfig | None = None,
         infer_config: InferConfig | None = None,
         model_path: str | os.PathLike[str] | None = None,
+        adapt: AdaptConfig | None = None,
+        adapt_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
         self._run_config = run_config or default_run_config()
         self._infer_config = infer_config or InferConfig(show_progress=False)
+        self._adapt = adapt
+        self._adapt_dir = None if adapt_dir is None else Path(adapt_dir)
         self._bundle: Bundle | None = None
         if model_path is not None:
             self.load_model_from_file(Path(model_path))
@@ -377,7 +390,15 @@ class PtychopinnReconstructor(TrainableReconstructor):
 
         bundle = self._require_bundle("reconstruct")
         data = ptychodata_from_input(parameters)
-        recon = reconstruct(bundle, data, self._infer_config)
+        adapt_dir = None
+        if self._adapt is not None and self._adapt_dir is not None:
+            adapt_dir = _fresh_run_dir(self._adapt_dir, "adapted")
+        recon = reconstruct(bundle, data, self._infer_config, adapt=self._adapt,
+                            adapt_dir=adapt_dir)
+        if self._adapt is not None:
+            logger.info("%s: adapted in %.1f s (%d epochs), inference %.2f s", self.name,
+                        recon.info["adapt_seconds"], recon.info["adapt_epochs"],
+                        recon.info["seconds"])
         product = parameters.product
         object_in = product.object_
         if object_in.num_layers > 1:
@@ -523,7 +544,7 @@ def install_in_ptychodus(**reconstructor_kwargs: Any) -> None:
     ----------
     **reconstructor_kwargs
         Passed to :class:`PtychopinnReconstructor` (``run_config``, ``infer_config``,
-        ``model_path``).
+        ``model_path``, ``adapt``, ``adapt_dir``).
     """
     import ptychodus.model.core as core
 
