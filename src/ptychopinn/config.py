@@ -55,6 +55,11 @@ class RunConfig:
         if self.model.gridsize != self.grouping.gridsize:
             raise ValueError(f"model.gridsize ({self.model.gridsize}) and grouping.gridsize "
                              f"({self.grouping.gridsize}) differ")
+        gi = self.grouping.inference_gridsize
+        if gi is not None and gi != self.grouping.gridsize and self.model.kind != "unrolled":
+            raise ValueError(f"grouping.inference_gridsize ({gi}) differs from gridsize "
+                             f"({self.grouping.gridsize}); only model.kind 'unrolled' (weights "
+                             "on the group canvas) can infer with other groups")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON-able)."""

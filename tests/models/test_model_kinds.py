@@ -95,3 +95,21 @@ def test_unrolled_does_not_depend_on_member_count():
     for c in (1, 4, 9):
         out = net(torch.rand(3, c, 16, 16), torch.randn(3, c, 2), probe)
         assert out.shape == (3, c, 16, 16) and out.is_complex()
+
+
+def test_unrolled_infers_with_larger_groups_and_others_refuse(tmp_path, tiny_data):
+    cfg = RunConfig().with_overrides(
+        model={"n": 16, "kind": "unrolled", "n_iterations": 2},
+        grouping={"inference_gridsize": 3}, train={"epochs": 1, "show_progress": False})
+    train(tiny_data, tmp_path / "u", cfg)
+    r = reconstruct(tmp_path / "u", tiny_data, InferConfig(show_progress=False))
+    assert r.info["gridsize"] == 3 and r.info["n_groups"] < tiny_data.n_patterns / 4
+    r2 = reconstruct(tmp_path / "u", tiny_data, InferConfig(show_progress=False, gridsize=2))
+    assert r2.info["gridsize"] == 2 and r2.info["n_groups"] > r.info["n_groups"]
+    with pytest.raises(PtychoInputError, match="only model.kind 'unrolled'"):
+        RunConfig.from_dict({"grouping": {"inference_gridsize": 3}})
+    pinn = RunConfig().with_overrides(model={"n": 16}, train={"epochs": 1,
+                                                              "show_progress": False})
+    train(tiny_data, tmp_path / "p", pinn)
+    with pytest.raises(PtychoInputError, match="trained for gridsize 2 and cannot infer"):
+        reconstruct(tmp_path / "p", tiny_data, InferConfig(show_progress=False, gridsize=3))

@@ -21,7 +21,10 @@ class GroupingConfig:
 
     ``inference_members`` says how inference forms groups: ``"nearest"`` (a seed and its C−1
     nearest neighbours) or ``"pool"`` (C−1 drawn with a fixed seed from its ``neighbor_count``
-    nearest, the same distribution of member spacings as training).
+    nearest, the same distribution of member spacings as training). ``inference_gridsize``
+    (None = ``gridsize``) groups more patterns per forward pass at inference, for networks
+    whose weights act on the group canvas (``model.kind: unrolled``): more measurements per
+    canvas, more data consistency.
     """
 
     gridsize: int = 2
@@ -31,8 +34,12 @@ class GroupingConfig:
     enable_oversampling: bool = False
     neighbor_pool_size: int | None = None
     inference_members: str = "nearest"
+    inference_gridsize: int | None = None
 
     def __post_init__(self) -> None:
+        if self.inference_gridsize is not None and self.inference_gridsize < 1:
+            raise PtychoInputError(f"inference_gridsize must be >= 1, got "
+                                   f"{self.inference_gridsize}")
         if self.inference_members not in ("nearest", "pool"):
             raise PtychoInputError("inference_members must be 'nearest' or 'pool', got "
                                    f"{self.inference_members!r}")

@@ -32,6 +32,10 @@ class InferConfig:
     every pattern and stitches all C members of each (≈ C× fewer forward passes for
     gridsize > 1); ``"every"`` makes every pattern the seed of its own group and stitches only
     the seed's patch.
+
+    ``gridsize`` (None = the bundle's ``grouping.inference_gridsize``, else its gridsize)
+    groups more members per forward pass; only networks whose weights act on the group canvas
+    (``unrolled``) accept another value than the trained one.
     """
 
     batch_size: int = 64
@@ -39,12 +43,15 @@ class InferConfig:
     show_progress: bool = True
     weight_floor: float = 1e-3
     groups: str = "cover"
+    gridsize: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.groups not in ("cover", "every"):
             raise ValueError(f"groups must be 'cover' or 'every', got {self.groups!r}")
+        if self.gridsize is not None and self.gridsize < 1:
+            raise ValueError(f"gridsize must be >= 1, got {self.gridsize}")
 
 
 @dataclass(frozen=True)
@@ -128,13 +135,22 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     stitcher = Stitcher(frame, stitch_weight(bundle), device=dev)
     m = data.n_patterns
     g = model.cfg.gridsize
+    gcfg = bundle.manifest.get("grouping_config") or {}
+    g_infer = cfg.gridsize or gcfg.get("inference_gridsize")
+    if g_infer is not None and g_infer != g:
+        if not getattr(model.net, "physics_inside", False):
+            from ptychopinn.errors import PtychoInputError
+
+            raise PtychoInputError(f"model.kind {model.cfg.kind!r} was trained for gridsize {g} "
+                                   "and cannot infer with another; only canvas networks "
+                                   "(unrolled) can", path=data.source)
+        g = int(g_infer)
     t_net = t_stitch = t_read = 0.0
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     # one KD-tree query for all seeds: (G, C) int64 (a tree per batch made time O(M²))
     every = cfg.groups == "every"
-    gcfg = bundle.manifest.get("grouping_config") or {}
     pool = (int(gcfg.get("neighbor_count", 6)) if gcfg.get("inference_members") == "pool"
             else None)
     all_groups = (nearest_groups(data.positions, g, pool=pool) if every
