@@ -218,6 +218,28 @@ def test_save_load_round_trip(outputs, model_zip, reconstruct_input, tmp_path) -
     assert "*.zip" in first.get_model_file_filter()
 
 
+def test_reconstruct_with_adaptation(outputs, model_zip, reconstruct_input, reference_data,
+                                    tmp_path) -> None:
+    """``adapt=`` fine-tunes a copy on the scan first: the object is the adapted model's, kept
+    under ``adapt_dir``; the loaded model is unchanged (default: no adaptation)."""
+    from ptychopinn.inference.adapt import AdaptConfig
+
+    cfg = AdaptConfig(epochs=1, show_progress=False)
+    reconstructor = PtychopinnReconstructor(model_path=model_zip, adapt=cfg,
+                                            adapt_dir=tmp_path / "keep")
+    weights = {k: v.clone() for k, v in reconstructor.bundle.model.state_dict().items()}
+    obj = _object(list(reconstructor.reconstruct(reconstruct_input)))[0]
+    adapted = load_bundle(tmp_path / "keep" / "adapted")
+    ref = predict_reconstruct(adapted, reference_data, InferConfig(show_progress=False))
+    covered = ref.coverage > 0
+    np.testing.assert_allclose(obj[covered], ref.object[covered], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(obj, _object(outputs)[0], atol=1e-4)
+    state = reconstructor.bundle.model.state_dict()
+    assert all(np.array_equal(weights[k].numpy(), v.numpy()) for k, v in state.items())
+    list(reconstructor.reconstruct(reconstruct_input))  # a second call keeps its own run
+    assert (tmp_path / "keep" / "adapted_2" / "model.zip").is_file()
+
+
 def test_export_training_data(trained, reconstruct_input, reference_data, sim, tmp_path) -> None:
     data = load_dataset(trained[2] / "train_data.npz")
     # ptychodus keeps the assembled (reversed) pattern order and pairs positions by scan index
