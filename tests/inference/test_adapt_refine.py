@@ -10,6 +10,7 @@ import torch
 
 from ptychopinn.cli import main
 from ptychopinn.config import RunConfig
+from ptychopinn.data.inspect import sha256_file
 from ptychopinn.data.io import save_dataset
 from ptychopinn.data.simulate import SimulationConfig, simulate
 from ptychopinn.errors import PtychoInputError
@@ -207,6 +208,7 @@ def test_cli_adapt_then_refine_end_to_end(runs, scan_npz, scan, tmp_path, capsys
     adapted = load_bundle(out / "adapted")
     assert (adapted.manifest["initialised_from"]["weights_sha256"]
             == load_bundle(runs["pinn"]).manifest["weights_sha256"])
+    assert adapted.manifest["training_data"]["sha256"] == sha256_file(scan_npz)
     # the network's own object is the adapted model's reconstruction
     np.testing.assert_allclose(network.object, reconstruct(adapted, scan, QUIET).object,
                                rtol=1e-5, atol=1e-6)

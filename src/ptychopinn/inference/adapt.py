@@ -13,7 +13,7 @@ import math
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +128,9 @@ def adaptation_run_config(bundle: Bundle, cfg: AdaptConfig):
 
     man = bundle.manifest
     model_cfg = bundle.model.cfg
-    g = dict(man.get("grouping_config") or {"gridsize": model_cfg.gridsize})
+    known = {f.name for f in fields(GroupingConfig)}
+    g = {k: v for k, v in (man.get("grouping_config") or {"gridsize": model_cfg.gridsize}
+                           ).items() if k in known}
     g.update(n_groups=None, n_subsample=None, enable_oversampling=False,
              neighbor_pool_size=None)
     grouping = GroupingConfig(**g)
@@ -181,7 +183,7 @@ def physics_loss(bundle: Bundle, data: PtychoData, *, batch_size: int = 64) -> f
 
 
 def adapt(bundle: Bundle | str | Path, data: PtychoData | str | Path, out_dir: str | Path,
-          cfg: AdaptConfig) -> AdaptResult:
+          cfg: AdaptConfig, *, data_path: str | Path | None = None) -> AdaptResult:
     """Fine-tune a copy of ``bundle`` on ``data``'s diffraction with the physics loss.
 
     Writes a normal run directory ``out_dir`` (``model.zip``, ``config.yaml``,
@@ -189,7 +191,8 @@ def adapt(bundle: Bundle | str | Path, data: PtychoData | str | Path, out_dir: s
     renamed into place when done: an error or interruption leaves no ``out_dir``. Refuses,
     before writing anything, a supervised model, patterns of another size and an
     ``out_dir`` that already exists. ``bundle`` itself is not changed. The scan is read into
-    memory (training does).
+    memory (training does). ``data_path`` (the file ``data`` came from) is recorded with its
+    SHA-256 in the manifest's ``training_data``.
     """
     from ptychopinn.data.io import load_dataset
     from ptychopinn.training.api import train
@@ -197,7 +200,7 @@ def adapt(bundle: Bundle | str | Path, data: PtychoData | str | Path, out_dir: s
     t0 = time.perf_counter()
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
-    data_path = None
+    data_path = None if data_path is None else Path(data_path)
     if not isinstance(data, PtychoData):
         data_path = Path(data)
         data = load_dataset(data_path)

@@ -56,6 +56,7 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
     cfg = cfg or InferConfig()
     out_dir = Path(out_dir)
     bundle = model if isinstance(model, Bundle) else load_bundle(model)
+    data_file = Path(data) if not isinstance(data, PtychoData) and Path(data).is_file() else None
     data = load_scan(data)
     if refine is not None:
         require_ptychi()
@@ -70,7 +71,7 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
                                f"expects {n}x{n}", path=data.source)
     adapt_info: dict = {}
     if adapt_cfg is not None:
-        res = adapt(bundle, data, out_dir / ADAPTED_DIR, adapt_cfg)
+        res = adapt(bundle, data, out_dir / ADAPTED_DIR, adapt_cfg, data_path=data_file)
         bundle, adapt_info = res.bundle, res.info()
     net = reconstruct(bundle, data, cfg)
     net.info.update(adapt_info)
