@@ -21,9 +21,17 @@ def _cmd_train(a: argparse.Namespace) -> int:
     cfg_path = a.config
     if cfg_path is None and a.resume and (a.out / "config.yaml").exists():
         cfg_path = a.out / "config.yaml"
-    cfg = load_config(cfg_path) if cfg_path else RunConfig()
-    model_over: dict = {"kind": a.model, "gridsize": a.gridsize}
-    if a.model == "baseline" and a.gridsize is None:
+    if cfg_path:
+        cfg = load_config(cfg_path)
+        kind = a.model or cfg.model.kind
+    else:  # no config: the kind's recommended grouping (models.registry.RECOMMENDED)
+        from ptychopinn.models.registry import recommended
+
+        kind = a.model or "pinn"
+        rec = recommended(kind)
+        cfg = RunConfig().with_overrides(model={**rec.pop("model", {}), "kind": kind}, **rec)
+    model_over: dict = {"kind": kind, "gridsize": a.gridsize}
+    if kind == "baseline" and a.gridsize is None:
         model_over["gridsize"] = 1
     from ptychopinn.data.io import load_dataset
 
@@ -202,9 +210,10 @@ def add_commands(sub) -> None:
     s = sub.add_parser("train", help="train the PINN (or the supervised baseline)")
     s.add_argument("--data", required=True, type=Path, help="training dataset (.npz or .h5)")
     s.add_argument("--out", required=True, type=Path, help="run directory")
-    s.add_argument("--model", default="pinn", choices=sorted(KINDS),
-                   help="model kind (pinn: physics-informed, no labels needed; "
-                        "baseline: supervised)")
+    s.add_argument("--model", default=None, choices=sorted(KINDS),
+                   help="model kind (pinn: faithful PtychoPINN, physics loss, no labels; "
+                        "unrolled: physics steps inside the network, physics loss; baseline: "
+                        "supervised); default: the --config's kind, else pinn")
     s.add_argument("--gridsize", type=int, default=None,
                    help="groups of gridsize² patterns (default: the --config value, else 2; "
                         "1 for the baseline)")

@@ -113,3 +113,20 @@ def test_unrolled_infers_with_larger_groups_and_others_refuse(tmp_path, tiny_dat
     train(tiny_data, tmp_path / "p", pinn)
     with pytest.raises(PtychoInputError, match="trained for gridsize 2 and cannot infer"):
         reconstruct(tmp_path / "p", tiny_data, InferConfig(show_progress=False, gridsize=3))
+
+
+def test_cli_train_unrolled_uses_the_recommended_grouping_and_config_kind_is_kept(
+        tmp_path, tiny_npz):
+    import yaml
+
+    assert main(["train", "--data", str(tiny_npz), "--out", str(tmp_path / "u"), "--model",
+                 "unrolled", "--epochs", "1"]) == 0
+    cfg = yaml.safe_load((tmp_path / "u" / "config.yaml").read_text())
+    assert cfg["model"]["kind"] == "unrolled" and cfg["model"]["gridsize"] == 3
+    assert cfg["grouping"]["inference_gridsize"] == 5
+    # a config file's kind is not overridden by the CLI's default
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(
+        {"model": {"kind": "unrolled", "n_iterations": 2}, "train": {"epochs": 1}}))
+    assert main(["train", "--data", str(tiny_npz), "--out", str(tmp_path / "c"), "--config",
+                 str(tmp_path / "c.yaml")]) == 0
+    assert load_bundle(tmp_path / "c").model.cfg.kind == "unrolled"

@@ -40,8 +40,8 @@ class ModelConfig:
     loss: Literal["poisson", "mae"] = "poisson"
     batch_norm: bool = True
     n_iterations: int = 6
-    refiner_width: int = 24
-    memory_channels: int = 0
+    refiner_width: int = 16
+    memory_channels: int = 4
 
     def __post_init__(self) -> None:
         from ptychopinn.models.registry import check_kind

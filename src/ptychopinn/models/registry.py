@@ -21,6 +21,22 @@ KINDS: dict[str, str] = {
 }
 
 
+#: Run-config sections a kind is best trained with when the user gives no config (measured on
+#: the learning curve, BENCHMARKS.md): the unrolled network learns more per step from groups of
+#: 9 neighbours and infers better from groups of 25 (more measurements per canvas).
+RECOMMENDED: dict[str, dict[str, dict]] = {
+    "unrolled": {"model": {"gridsize": 3},
+                 "grouping": {"gridsize": 3, "neighbor_count": 12, "inference_gridsize": 5}},
+    "baseline": {"model": {"gridsize": 1}, "grouping": {"gridsize": 1}},
+}
+
+
+def recommended(kind: str) -> dict[str, dict]:
+    """Sections of :class:`~ptychopinn.config.RunConfig` overrides recommended for ``kind``."""
+    check_kind(kind)
+    return {sec: dict(v) for sec, v in RECOMMENDED.get(kind, {}).items()}
+
+
 def check_kind(kind: str) -> None:
     """Refuse an unknown ``model.kind`` in one line naming the kinds that exist."""
     if kind not in KINDS:
