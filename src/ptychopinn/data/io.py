@@ -383,8 +383,9 @@ def _load_hdf5(path: Path, *, values: ValuesKind | None, lazy: bool) -> PtychoDa
     return _build(arrays, path, values=values, diffraction=stack)
 
 
-def _scan_stack(stack: H5PatternStack, path: Path, key: str, batch: int = 2048) -> None:
-    """Check a lazy stack for NaN/Inf and negatives, batch by batch (bounded memory)."""
+def _scan_stack(stack: H5PatternStack, path: Path, key: str, max_bytes: int = 16 << 20) -> None:
+    """Check a lazy stack for NaN/Inf and negatives, ``max_bytes`` of patterns at a time."""
+    batch = max(1, max_bytes // (4 * stack.shape[1] * stack.shape[2]))
     for s in range(0, len(stack), batch):
         a = stack[s : s + batch]
         _check_finite(a, path, key)
