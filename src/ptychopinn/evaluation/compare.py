@@ -23,14 +23,12 @@ Every file is written atomically (temporary file in ``out_dir``, then :func:`os.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import logging
 import math
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -107,19 +105,11 @@ def canonical_model_name(name: str) -> str:
 # atomic writes
 # --------------------------------------------------------------------------------------------
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory + ``os.replace``."""
-    # Exclusive create of a uniquely named file (permissions follow the umask, unlike mkstemp).
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically (:func:`ptychopinn.data.io.atomic_path`)."""
+    from ptychopinn.data.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

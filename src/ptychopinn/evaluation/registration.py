@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import scipy.ndimage as ndi
 
 logger = logging.getLogger(__name__)
 
@@ -296,6 +295,7 @@ def register_translation(
 
     Examples
     --------
+    >>> import scipy.ndimage as ndi
     >>> rng = np.random.default_rng(0)
     >>> ref = ndi.gaussian_filter(rng.random((64, 64)), 2)
     >>> np.round(register_translation(ref, shift_image(ref, (1.5, -2.0))), 1)
@@ -364,11 +364,11 @@ def shift_image(
 
     Notes
     -----
-    Uses :func:`scipy.ndimage.fourier_shift`. Within ``ceil(|shift|)`` pixels of the edges the
-    output is made of wrapped (periodic) or mirrored (symmetric) content, not of the image:
-    exclude that border, plus a small margin, before computing metrics
-    (:func:`align_to_reference` does this). Integer periodic shifts are exact circular rolls up
-    to rounding.
+    The Fourier shift itself is :func:`ptychopinn.physics.patches.shift_image` (one phase-ramp
+    implementation). Within ``ceil(|shift|)`` pixels of the edges the output is made of wrapped
+    (periodic) or mirrored (symmetric) content, not of the image: exclude that border, plus a
+    small margin, before computing metrics (:func:`align_to_reference` does this). Integer
+    periodic shifts are exact circular rolls up to rounding.
 
     Examples
     --------
@@ -382,13 +382,17 @@ def shift_image(
         raise ValueError(f"shift_rc must be two finite numbers (drow, dcol), got {shift_rc!r}")
     if boundary not in ("periodic", "symmetric"):
         raise ValueError(f"boundary must be 'periodic' or 'symmetric', got {boundary!r}")
+    import torch
+
+    from ptychopinn.physics.patches import shift_image as fourier_shift
+
     out_dtype = _float_dtype_for(arr)
     work = arr.astype(np.complex128, copy=False)
     h, w = arr.shape
     if boundary == "symmetric":
         # Even extension [[a, fliplr a], [flipud a, flip a]]: periodic *and* continuous.
         work = np.pad(work, ((0, h), (0, w)), mode="symmetric")
-    shifted = np.fft.ifft2(ndi.fourier_shift(np.fft.fft2(work), shift))[:h, :w]
+    shifted = fourier_shift(torch.from_numpy(work), tuple(shift)).numpy()[:h, :w]
     if not np.iscomplexobj(arr):
         return shifted.real.astype(out_dtype, copy=False)
     return shifted.astype(out_dtype, copy=False)
@@ -655,6 +659,7 @@ def align_to_reference(
 
     Examples
     --------
+    >>> import scipy.ndimage as ndi
     >>> rng = np.random.default_rng(1)
     >>> ref = np.exp(1j * ndi.gaussian_filter(rng.random((64, 64)), 3) * 20)
     >>> pair = align_to_reference(ref, 0.5 * shift_image(ref, (2.0, 1.0)) * np.exp(1j))
