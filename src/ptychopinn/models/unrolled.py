@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ptychopinn.physics.merge import group_canvas_size
-from ptychopinn.physics.patches import extract_patches, place_patches
+from ptychopinn.physics.patches import PatchGeometry
 from ptychopinn.physics.propagate import far_field, far_field_adjoint
 
 
@@ -75,24 +75,24 @@ class UnrolledNet(nn.Module):
     def forward(self, target: Tensor, offsets: Tensor, probe: Tensor) -> Tensor:
         b, c, n, _ = target.shape
         s = group_canvas_size(n, offsets)
-        pos = offsets + s / 2
+        geo = PatchGeometry(offsets + s / 2, n, (s, s))  # computed once, used 2K + 2 times
         probe = probe.to(torch.complex64)
         pint = probe.abs() ** 2
         # probe-intensity coverage of the canvas, (B, S, S); normalised for the refiner input
-        cov = place_patches(pint.expand(b, c, n, n), pos, (s, s))
+        cov = geo.place(pint.expand(b, c, n, n))
         cov_n = cov / cov.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
         denom = cov + 1e-2 * cov.amax(dim=(-2, -1), keepdim=True)
         canvas = torch.ones(b, s, s, dtype=torch.complex64, device=target.device)
         mem = target.new_zeros(b, self.cfg.memory_channels, s, s)
         for alpha, refine in zip(self.step, self.refiners, strict=True):
-            psi = extract_patches(canvas, pos, n) * probe
+            psi = geo.extract(canvas) * probe
             f = far_field(psi)
             f_new = target * torch.sgn(f)  # measured modulus, current phase
             dpsi = far_field_adjoint(f_new) - psi
-            upd = place_patches(dpsi * probe.conj(), pos, (s, s)) / denom
+            upd = geo.place(dpsi * probe.conj()) / denom
             canvas = canvas + alpha * upd
             feats = torch.cat([torch.stack([canvas.real, canvas.imag, upd.real, upd.imag, cov_n],
                                            1), mem], 1)
             delta, mem = refine(feats)
             canvas = canvas + delta
-        return extract_patches(canvas, pos, n)
+        return geo.extract(canvas)

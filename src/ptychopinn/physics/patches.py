@@ -58,6 +58,62 @@ def _weights(frac: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, 
     return (1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx
 
 
+class PatchGeometry:
+    """Bilinear geometry of patches on a canvas, computed once, reused by extract and place.
+
+    The unrolled network cuts and places the same patches K times per forward pass; computing
+    indices, masks and weights once removes most of the per-step cost.
+
+    Parameters
+    ----------
+    positions : Tensor of shape (K, 2) or (B, K, 2), float
+        Patch centres (row, col); with a batch dimension each batch item has its own canvas.
+    n : int
+        Patch size N (even).
+    shape : (H, W)
+        Canvas shape.
+    """
+
+    def __init__(self, positions: Tensor, n: int, shape: tuple[int, int]):
+        h, w = shape
+        self.n, self.shape = n, (h, w)
+        self.batch = positions.shape[0] if positions.ndim == 3 else None
+        k = positions.shape[-2]
+        flat, valid, self.frac = bilinear_indices(positions.reshape(-1, 2), n, (h, w))
+        if self.batch is not None:
+            offs = torch.arange(self.batch, device=positions.device).repeat_interleave(k)
+            flat = flat + (offs * (h * w))[:, None, None]
+        self.flat = flat
+        self.valid = None if bool(valid.all()) else valid  # None: every support pixel inside
+        self._w: dict[torch.dtype, tuple[Tensor, ...]] = {}
+
+    def _weights(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        if dtype not in self._w:
+            self._w[dtype] = _weights(self.frac, dtype)
+        return self._w[dtype]
+
+    def _mask(self, x: Tensor) -> Tensor:
+        return x if self.valid is None else x * self.valid.to(x.dtype)
+
+    def extract(self, obj: Tensor) -> Tensor:
+        """(H, W) or (B, H, W) canvas -> (K, N, N) or (B, K, N, N) patches."""
+        n = self.n
+        support = self._mask(obj.reshape(-1)[self.flat])  # (K, N+1, N+1)
+        w00, w01, w10, w11 = self._weights(obj.dtype)
+        out = (w00 * support[:, :n, :n] + w01 * support[:, :n, 1:]
+               + w10 * support[:, 1:, :n] + w11 * support[:, 1:, 1:])
+        return out if self.batch is None else out.reshape(self.batch, -1, n, n)
+
+    def place(self, patches: Tensor) -> Tensor:
+        """Adjoint of :meth:`extract`: patches added into (H, W) or (B, H, W) canvases."""
+        n = self.n
+        h, w = self.shape
+        support = self._mask(_splat(patches.reshape(-1, n, n), self._weights(patches.dtype)))
+        size = h * w * (self.batch or 1)
+        out = patches.new_zeros(size).index_add(0, self.flat.reshape(-1), support.reshape(-1))
+        return out.reshape(h, w) if self.batch is None else out.reshape(self.batch, h, w)
+
+
 def extract_patches(obj: Tensor, positions: Tensor, n: int) -> Tensor:
     """Cut N×N patches centred at ``positions`` out of ``obj``.
 
@@ -83,27 +139,7 @@ def extract_patches(obj: Tensor, positions: Tensor, n: int) -> Tensor:
     tensor([[ 5.,  6.],
             [ 9., 10.]])
     """
-    if obj.ndim == 3:
-        b, h, w = obj.shape
-        bsz, k, _ = positions.shape
-        offs = torch.arange(b, device=obj.device).repeat_interleave(k) * (h * w)
-        flat, valid, frac = bilinear_indices(positions.reshape(-1, 2), n, (h, w))
-        flat = flat + offs[:, None, None]
-        return _gather(obj.reshape(-1), flat, valid, frac, n).reshape(b, k, n, n)
-    h, w = obj.shape
-    flat, valid, frac = bilinear_indices(positions, n, (h, w))
-    return _gather(obj.reshape(-1), flat, valid, frac, n)
-
-
-def _gather(flat_obj: Tensor, flat: Tensor, valid: Tensor, frac: Tensor, n: int) -> Tensor:
-    support = flat_obj[flat] * valid.to(flat_obj.dtype)  # (K, N+1, N+1)
-    w00, w01, w10, w11 = _weights(frac, flat_obj.dtype)
-    return (
-        w00 * support[:, :n, :n]
-        + w01 * support[:, :n, 1:]
-        + w10 * support[:, 1:, :n]
-        + w11 * support[:, 1:, 1:]
-    )
+    return PatchGeometry(positions, n, tuple(obj.shape[-2:])).extract(obj)
 
 
 def place_patches(patches: Tensor, positions: Tensor, shape: tuple[int, int]) -> Tensor:
@@ -123,37 +159,25 @@ def place_patches(patches: Tensor, positions: Tensor, shape: tuple[int, int]) ->
     Tensor of shape (H, W) or (B, H, W)
         Summed contributions (no normalisation; divide by the placed weights to stitch).
     """
-    h, w = shape
-    if patches.ndim == 4:
-        b, k, n, _ = patches.shape
-        offs = torch.arange(b, device=patches.device).repeat_interleave(k) * (h * w)
-        flat, valid, frac = bilinear_indices(positions.reshape(-1, 2), n, (h, w))
-        flat = flat + offs[:, None, None]
-        out = _scatter(patches.reshape(-1, n, n), flat, valid, frac, b * h * w)
-        return out.reshape(b, h, w)
-    n = patches.shape[-1]
-    flat, valid, frac = bilinear_indices(positions, n, (h, w))
-    return _scatter(patches, flat, valid, frac, h * w).reshape(h, w)
+    return PatchGeometry(positions, patches.shape[-1], shape).place(patches)
 
 
 def bilinear_splat(patches: Tensor, frac: Tensor) -> Tensor:
     """Spread (K, N, N) patches onto their (K, N+1, N+1) integer supports with the bilinear
     weights of the fractional positions ``frac`` (K, 2): the per-patch part of
     :func:`place_patches`, before the supports are added into a canvas."""
+    return _splat(patches, _weights(frac, patches.dtype))
+
+
+def _splat(patches: Tensor, weights: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
     k, n, _ = patches.shape
-    w00, w01, w10, w11 = _weights(frac, patches.dtype)
+    w00, w01, w10, w11 = weights
     support = patches.new_zeros((k, n + 1, n + 1))
     support[:, :n, :n] += w00 * patches
     support[:, :n, 1:] += w01 * patches
     support[:, 1:, :n] += w10 * patches
     support[:, 1:, 1:] += w11 * patches
     return support
-
-
-def _scatter(patches: Tensor, flat: Tensor, valid: Tensor, frac: Tensor, size: int) -> Tensor:
-    support = bilinear_splat(patches, frac) * valid.to(patches.dtype)
-    out = patches.new_zeros(size)
-    return out.index_add(0, flat.reshape(-1), support.reshape(-1))
 
 
 def shift_image(img: Tensor, t: Tensor | tuple[float, float]) -> Tensor:
