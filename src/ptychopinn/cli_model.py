@@ -106,7 +106,7 @@ def _cmd_infer(a: argparse.Namespace) -> int:
         refine = IterativeConfig(algorithm=a.refine, epochs=a.refine_epochs or REFINE_EPOCHS,
                                  seed=a.seed, device=device)
     infer_to_dir(a.model, a.data, a.out, InferConfig(batch_size=a.batch_size, device=a.device,
-                                                     groups=a.groups),
+                                                     groups=a.groups, gridsize=a.gridsize),
                  adapt_cfg=adapt_cfg, refine=refine)
     return 0
 
@@ -253,6 +253,10 @@ def add_commands(sub) -> None:
                    help="cover: few groups holding every pattern, all members stitched "
                         "(fast); every: one group per pattern, seed stitched")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    s.add_argument("--gridsize", type=int, default=None, metavar="G",
+                   help="members per group G² at inference (default: the bundle's "
+                        "grouping.inference_gridsize, else its gridsize; another value only for "
+                        "canvas networks, model.kind unrolled)")
     s.add_argument("--adapt-minutes", type=float, default=None, metavar="T",
                    help="first fine-tune a copy of the model on this scan's diffraction "
                         "(physics loss, no labels; not for the supervised baseline) for at "
