@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time set-up on a fresh machine: CPU torch (a GPU build is used instead if already present),
-# the package with its test/study/interop extras, and pty-chi without its torchvision pin.
+# the package with its test/study/interop/docs extras, and pty-chi without its torchvision pin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -10,7 +10,7 @@ fi
 TORCH_VERSION=$($PY -c "import torch; print(torch.__version__.split('+')[0])")
 CONSTRAINTS=$(mktemp)
 echo "torch==${TORCH_VERSION}" > "$CONSTRAINTS"
-$PY -m pip install -q -c "$CONSTRAINTS" -e ".[dev,study,ptychodus]"
+$PY -m pip install -q -c "$CONSTRAINTS" -e ".[dev,study,ptychodus,docs]"
 # pty-chi 2.2 only needs torchvision for a blur we never call; its torchvision pin would replace
 # torch, so install it without dependencies plus the dependencies it really uses.
 $PY -m pip install -q -c "$CONSTRAINTS" scikit-learn pandas pydantic
