@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.abc
+import importlib.util
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ptychopinn.errors import PtychoInputError
@@ -223,16 +227,79 @@ def _add_model_commands(sub) -> None:
     cli_model.add_commands(sub)
 
 
+#: Lightning's loggers (its banners "GPU available: ...", "`Trainer.fit` stopped: ..." are INFO).
+_LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
+
+
+def _tame_lightning(verbose: bool) -> None:
+    """Lightning's log lines through our root handler only, at WARNING unless ``verbose``.
+
+    Importing ``lightning`` sets its loggers to INFO and gives the ``lightning`` logger a
+    handler of its own (``INFO: ...``), so every banner printed twice and levels set before
+    the import were lost. Remove those handlers and set the level again.
+    """
+    for name in _LIGHTNING_LOGGERS:
+        log = logging.getLogger(name)
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+        log.propagate = True
+        log.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Calls ``then()`` right after the top-level package ``name`` has been imported."""
+
+    def __init__(self, name: str, then: Callable[[], None]):
+        self.name, self.then = name, then
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name or self not in sys.meta_path:
+            return None
+        sys.meta_path.remove(self)  # find the real spec with the other finders
+        spec = importlib.util.find_spec(fullname)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        exec_module, then = loader.exec_module, self.then
+
+        def exec_then(module):
+            exec_module(module)
+            then()
+
+        loader.exec_module = exec_then
+        return spec
+
+
+@contextlib.contextmanager
+def _lightning_logs(*, verbose: bool) -> Iterator[None]:
+    """Apply :func:`_tame_lightning` now if Lightning is loaded, else as soon as it is.
+
+    Lightning is imported lazily (only by commands that train), so the CLI cannot set its
+    log levels up front without paying its import time on every command.
+    """
+    if "lightning" in sys.modules:
+        _tame_lightning(verbose)
+        yield
+        return
+    hook = _AfterImport("lightning", lambda: _tame_lightning(verbose))
+    sys.meta_path.insert(0, hook)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(hook)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code. Errors are one line on stderr."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr, force=True)
-    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "distributed"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     try:
-        return int(args.func(args) or 0)
+        with _lightning_logs(verbose=args.verbose):
+            return int(args.func(args) or 0)
     except (PtychoInputError, ValueError, FileNotFoundError, RuntimeError) as e:
         if args.verbose:
             raise
