@@ -248,7 +248,8 @@ def add_commands(sub) -> None:
                    help="dataset to reconstruct (.npz, .h5 or a Ptychodus batch folder)")
     s.add_argument("--out", required=True, type=Path,
                    help="output folder (reconstruction.npz, amplitude/phase PNGs)")
-    s.add_argument("--batch-size", type=int, default=64, help="groups per forward pass")
+    s.add_argument("--batch-size", type=int, default=None,
+                   help="groups per forward pass (default: 64; 8 for canvas networks)")
     s.add_argument("--groups", choices=("cover", "every"), default="cover",
                    help="cover: few groups holding every pattern, all members stitched "
                         "(fast); every: one group per pattern, seed stitched")

@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class InferConfig:
-    """Streaming inference options. ``batch_size`` groups per forward pass.
+    """Streaming inference options. ``batch_size`` groups per forward pass (None: 64 for the
+    CNNs; 8 for canvas networks, whose per-member temporaries then stay in cache — 1.45× faster
+    on the 2-core CPU).
 
     ``groups``: ``"cover"`` (default) predicts a small set of neighbour groups that holds
     every pattern and stitches all C members of each (≈ C× fewer forward passes for
@@ -38,7 +40,7 @@ class InferConfig:
     (``unrolled``) accept another value than the trained one.
     """
 
-    batch_size: int = 64
+    batch_size: int | None = None
     device: str = "auto"
     show_progress: bool = True
     weight_floor: float = 1e-3
@@ -46,7 +48,7 @@ class InferConfig:
     gridsize: int | None = None
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.groups not in ("cover", "every"):
             raise ValueError(f"groups must be 'cover' or 'every', got {self.groups!r}")
@@ -160,9 +162,10 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     bar = tqdm(total=n_groups, desc="infer", unit="group", disable=not cfg.show_progress,
                leave=False)
     with torch.inference_mode():
-        for s in range(0, n_groups, cfg.batch_size):
+        bs = cfg.batch_size or (8 if getattr(model.net, "physics_inside", False) else 64)
+        for s in range(0, n_groups, bs):
             t = time.perf_counter()
-            groups = all_groups[s : s + cfg.batch_size]  # (B, C)
+            groups = all_groups[s : s + bs]  # (B, C)
             offsets = relative_offsets(data.positions, groups).astype(np.float32)
             uniq, inv = np.unique(groups, return_inverse=True)
             amp = np.asarray(data.diffraction[uniq], np.float32)[inv.reshape(groups.shape)]
