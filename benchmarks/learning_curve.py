@@ -67,12 +67,16 @@ def plot(points: list[dict], path: Path, title: str) -> None:
         ax.plot(t, [p["test"][key] for p in points], "o-", label="test half (unseen)")
         ax.plot(t, [p["train"][key] for p in points], "s--", label="train half")
         ax.set_xscale("log")
+        ax.set_xticks(t, [f"{m:g}" for m in t])
+        ax.minorticks_off()
         ax.set_xlabel("training minutes")
         ax.set_ylabel(lab)
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
     fig.axes[0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=9)
+    import textwrap
+
+    fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=8)
     fig.savefig(path, dpi=110)
 
 
