@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="simulate, split, train, infer and compare on demo data")
     s.add_argument("--out", required=True, type=Path, help="demo output folder")
     s.add_argument("--seed", type=int, default=0, help="seed of simulation and training")
-    s.add_argument("--train-minutes", type=float, default=2.0,
+    s.add_argument("--train-minutes", type=float, default=1.5,
                    help="training budget per model (minutes)")
     s.add_argument("--quick", action="store_true", help="tiny sizes (seconds; for tests)")
     s.set_defaults(func=_cmd_demo)
