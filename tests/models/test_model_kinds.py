@@ -130,3 +130,21 @@ def test_cli_train_unrolled_uses_the_recommended_grouping_and_config_kind_is_kep
     assert main(["train", "--data", str(tiny_npz), "--out", str(tmp_path / "c"), "--config",
                  str(tmp_path / "c.yaml")]) == 0
     assert load_bundle(tmp_path / "c").model.cfg.kind == "unrolled"
+
+
+def test_scan_with_fewer_patterns_than_a_group(tmp_path, tiny_data):
+    """A sparse scan: the canvas network shrinks its groups; a CNN refuses in one line."""
+    small = tiny_data.subset(np.arange(6))
+    cfg = RunConfig().with_overrides(
+        model={"n": 16, "kind": "unrolled", "n_iterations": 2, "gridsize": 3},
+        grouping={"gridsize": 3, "neighbor_count": 8, "inference_gridsize": 5},
+        train={"epochs": 1, "show_progress": False})
+    train(tiny_data, tmp_path / "u", cfg)
+    r = reconstruct(tmp_path / "u", small, InferConfig(show_progress=False))
+    assert r.info["gridsize"] == 2 and np.isfinite(r.object).all()
+    pinn = RunConfig().with_overrides(model={"n": 16, "gridsize": 3},
+                                      grouping={"gridsize": 3, "neighbor_count": 8},
+                                      train={"epochs": 1, "show_progress": False})
+    train(tiny_data, tmp_path / "p", pinn)
+    with pytest.raises(PtychoInputError, match="only 6 patterns but the model groups 9"):
+        reconstruct(tmp_path / "p", small, InferConfig(show_progress=False))

@@ -147,6 +147,14 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
                                    "and cannot infer with another; only canvas networks "
                                    "(unrolled) can", path=data.source)
         g = int(g_infer)
+    if g > 1 and g * g > m and getattr(model.net, "physics_inside", False):
+        g = max(1, int(np.sqrt(m)))  # a sparse scan: groups no larger than the scan itself
+        logger.info("only %d patterns: inferring with gridsize %d", m, g)
+    elif g * g > m:
+        from ptychopinn.errors import PtychoInputError
+
+        raise PtychoInputError(f"only {m} patterns but the model groups {g * g} (gridsize {g})",
+                               path=data.source)
     t_net = t_stitch = t_read = 0.0
     from tqdm.auto import tqdm
 
