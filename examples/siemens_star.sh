@@ -8,8 +8,9 @@
 #   1. convert the tike file to our dataset NPZ (sqrt counts, DC centred, patch-centre positions)
 #   2. pty-chi LSQML, 100 epochs, probe refinement -> lsqml/{reconstruction.npz, probe.npz}
 #   3. train the PINN (gridsize 2, N=128, unsupervised, whole scan) with LSQML's probe
-#      (`train --probe`; the bundle keeps that probe, so `infer` needs no --probe)
-#   4. infer on the same scan -> pinn/reconstruction.npz
+#      (`train --probe`; the bundle keeps that probe, so `infer` needs no --probe), and the unrolled
+#      physics network (`--model unrolled`, its recommended grouping) the same way
+#   4. infer on the same scan -> pinn/reconstruction.npz, unrolled/reconstruction.npz
 #   5. compare both against the LSQML reconstruction -> compare/{metrics.csv,frc.csv,comparison.png}
 #
 # Run from the repository root (needs pty-chi: pip install 'ptychopinn[ptychi]'):
@@ -43,11 +44,17 @@ mkdir -p "$OUT"
     ptychopinn train --data "$OUT/star.npz" --probe "$OUT/lsqml/probe.npz" \
         --out "$OUT/pinn_run" --model pinn --gridsize 2 --epochs 100000 --max-minutes "$MINUTES"
 
-# 4. PINN reconstruction of the same scan
+[[ -f "$OUT/unrolled_run/model.zip" ]] ||
+    ptychopinn train --data "$OUT/star.npz" --probe "$OUT/lsqml/probe.npz" \
+        --out "$OUT/unrolled_run" --model unrolled --epochs 100000 --max-minutes "$MINUTES"
+
+# 4. PINN reconstructions of the same scan
 ptychopinn infer --model "$OUT/pinn_run" --data "$OUT/star.npz" --out "$OUT/pinn"
+ptychopinn infer --model "$OUT/unrolled_run" --data "$OUT/star.npz" --out "$OUT/unrolled"
 
 # 5. metrics, FRC and figure, with LSQML as the reference
 ptychopinn compare --ref "$OUT/lsqml/reconstruction.npz" \
-    --recon PtychoPINN="$OUT/pinn" PtyChi-LSQML="$OUT/lsqml" --out "$OUT/compare"
+    --recon PtychoPINN="$OUT/pinn" PtychoPINN-Unrolled="$OUT/unrolled" PtyChi-LSQML="$OUT/lsqml" \
+    --out "$OUT/compare"
 
 echo "siemens_star.sh: done; see $OUT/compare/comparison.png and $OUT/compare/metrics.csv"
