@@ -198,3 +198,20 @@ def test_unknown_network_kind_and_bad_override_are_one_line():
     with pytest.raises(PtychoInputError, match="unknown key.*'widht'"):
         study_from_dict({"models": [{"name": "X", "kind": "unrolled",
                                      "model": {"widht": 3}}]})
+
+
+def test_committed_regime_map_loads_and_plans():
+    from pathlib import Path
+
+    from ptychopinn.studies.spec import load_study
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "regime_map.yaml"
+    probe = path.parent / "../../shared/data/real/ptychopinn-xpp-run1084-recon"
+    if not probe.exists():
+        pytest.skip("shared/data (XPP probe) not beside the checkout")
+    spec = load_study(path)
+    assert [v.name for v in spec.views] == ["dense", "half", "sparse", "separate"]
+    assert spec.doses == (1e3, 1e4, 1e6, 1e9)
+    assert {m.kind for m in spec.models} == {"pinn", "unrolled", "iterative"}
+    trains = [j for j in build_jobs(spec) if j.kind == "train"]
+    assert len(trains) == 4 * 4 * 2  # the study trains per (dose, view): each view's train half
