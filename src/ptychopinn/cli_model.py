@@ -215,8 +215,8 @@ def add_commands(sub) -> None:
                         "unrolled: physics steps inside the network, physics loss; baseline: "
                         "supervised); default: the --config's kind, else pinn")
     s.add_argument("--gridsize", type=int, default=None,
-                   help="groups of gridsize² patterns (default: the --config value, else the "
-                        "kind's recommended: 2; 3 for unrolled; 1 for the baseline)")
+                   help="groups of gridsize² patterns (default: the --config value, else 2; "
+                        "3 for unrolled, 1 for the baseline: each kind's recommended)")
     s.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default: the --config value, else 30)")
     s.add_argument("--max-minutes", type=float, default=None,

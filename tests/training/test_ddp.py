@@ -24,13 +24,13 @@ def test_two_process_cpu_training(strategy, tmp_path, tiny_npz, tiny_data):
     """2 gloo processes train; rank 0 writes one bundle holding the trained weights."""
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "ptychopinn.cli", "train", "--data", str(tiny_npz), "--out",
+    cmd = [sys.executable, "-m", "ptychopinn.cli", "-v", "train", "--data", str(tiny_npz), "--out",
            str(run), "--epochs", "2", "--devices", "2", "--strategy", strategy,
            "--accelerator", "cpu"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env,
                        cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "Starting with 2 processes" in p.stdout + p.stderr
+    assert "Starting with 2 processes" in p.stdout + p.stderr  # Lightning INFO, shown with -v
     for f in ("model.zip", "config.yaml", "metrics.csv", "summary.json", "checkpoints/last.ckpt"):
         assert (run / f).exists(), f
     ran = load_config(run / "config.yaml")
