@@ -102,44 +102,24 @@ def scale_scene_on_gpu(m: int, *, seed: int = 7, block: int = 4096, device: str 
     GRF object (grown with m at the standard scan density), XPP probe (disk if absent),
     64 px patterns, 1e6 photons, Poisson noise (torch's CUDA generator, seeded).
     """
-    import math
 
     import numpy as np
     import torch
 
     sys.path.insert(0, str(HERE))
-    from scale import AREA_PER_POSITION, PATCH, PHOTONS
+    from scale import PATCH, PHOTONS, scene_geometry
 
     from ptychopinn.data.container import PtychoData
-    from ptychopinn.data.simulate import (
-        SimulationConfig,
-        disk_probe,
-        load_probe,
-        make_object,
-        make_scan,
-    )
     from ptychopinn.physics.forward import forward_amplitude
     from ptychopinn.physics.patches import extract_patches
-    from ptychopinn.physics.probe import normalize_probe
 
-    size = int(math.ceil(math.sqrt(m * AREA_PER_POSITION))) + PATCH + 4
-    cfg = SimulationConfig(object="grf", probe=str(XPP) if XPP.exists() else "disk",
-                           scan="random", n_positions=m, object_size=size, patch_size=PATCH,
-                           photons=PHOTONS, seed=seed)
-    rng_obj, rng_scan, _ = (np.random.default_rng(s) for s in np.random.SeedSequence(seed)
-                            .spawn(3))
-    obj = make_object(cfg, rng_obj)
-    probe = (disk_probe(PATCH) if cfg.probe == "disk"
-             else normalize_probe(load_probe(Path(cfg.probe), PATCH))[0])
-    pos = make_scan(cfg, rng_scan, step=1.0, object_shape=obj.shape)
+    g = scene_geometry(m, seed=seed, device=device)
+    obj, probe, pos, scale = g["obj"], g["probe"], g["positions"], g["scale"]
     dev = torch.device(device)
     obj_t, probe_t = torch.from_numpy(obj).to(dev), torch.from_numpy(probe).to(dev)
     gen = torch.Generator(device=dev).manual_seed(seed)
     stack = np.empty((m, PATCH, PATCH), np.float32)
     with torch.no_grad():
-        p = extract_patches(obj_t, torch.from_numpy(pos[:512]).to(dev), PATCH)
-        energy = float((forward_amplitude(p, probe_t).double() ** 2).sum(dim=(-2, -1)).mean())
-        scale = math.sqrt(PHOTONS / energy)
         for s in range(0, m, block):
             p = extract_patches(obj_t, torch.from_numpy(pos[s:s + block]).to(dev), PATCH)
             amp = forward_amplitude(p, probe_t).double() * scale

@@ -125,10 +125,13 @@ class SimulatedPatterns:
         return np.sqrt(rng.poisson(amp * amp)).astype(np.float32)
 
 
-def build_dataset(path: Path, m: int, *, seed: int = 7) -> dict[str, Any]:
-    """Simulate the scene with ``m`` positions into a chunked HDF5 file (streamed)."""
-    from ptychopinn.data.container import PtychoData
-    from ptychopinn.data.io import save_dataset
+def scene_geometry(m: int, *, seed: int = 7, device: str = "cpu") -> dict[str, Any]:
+    """Object, probe, positions and photon scale of the scene with ``m`` positions.
+
+    GRF object grown with ``m`` at the standard density, XPP probe (disk if absent), random
+    scan; the photon scale comes from the first 512 noise-free patterns (computed on ``device``).
+    Shared by :func:`build_dataset` and ``gpu_check.py``.
+    """
     from ptychopinn.data.simulate import (
         SimulationConfig,
         disk_probe,
@@ -150,16 +153,28 @@ def build_dataset(path: Path, m: int, *, seed: int = 7) -> dict[str, Any]:
     probe = (disk_probe(PATCH) if cfg.probe == "disk"
              else normalize_probe(load_probe(Path(cfg.probe), PATCH))[0])
     pos = make_scan(cfg, rng_scan, step=1.0, object_shape=obj.shape)
+    dev = torch.device(device)
     with torch.no_grad():  # photon scale from the first (noise-free) patterns
-        p = extract_patches(torch.from_numpy(obj), torch.from_numpy(pos[:512]), PATCH)
-        energy = float((forward_amplitude(p, torch.from_numpy(probe)).double() ** 2)
+        p = extract_patches(torch.from_numpy(obj).to(dev), torch.from_numpy(pos[:512]).to(dev),
+                            PATCH)
+        energy = float((forward_amplitude(p, torch.from_numpy(probe).to(dev)).double() ** 2)
                        .sum(dim=(-2, -1)).mean())
-    scale = math.sqrt(PHOTONS / energy)
+    return {"obj": obj, "probe": probe, "positions": pos, "scale": math.sqrt(PHOTONS / energy),
+            "size": size, "probe_name": Path(cfg.probe).name}
+
+
+def build_dataset(path: Path, m: int, *, seed: int = 7) -> dict[str, Any]:
+    """Simulate the scene with ``m`` positions into a chunked HDF5 file (streamed)."""
+    from ptychopinn.data.container import PtychoData
+    from ptychopinn.data.io import save_dataset
+
+    g = scene_geometry(m, seed=seed)
+    obj, probe, pos, scale, size = g["obj"], g["probe"], g["positions"], g["scale"], g["size"]
     stack = SimulatedPatterns(obj, probe, pos, scale, seed)
     meta = {"units": {"diffraction": "sqrt(photon counts)", "positions": "object pixels"},
             "photons_per_pattern": PHOTONS, "intensity_scale": scale,
             "provenance": "benchmarks/scale.py", "object": "grf", "object_size": size,
-            "probe": Path(cfg.probe).name, "seed": seed}
+            "probe": g["probe_name"], "seed": seed}
     data = PtychoData(diffraction=stack, positions=pos, probe=(probe * scale).astype(np.complex64),
                       obj=obj, scan_index=np.zeros(m, np.int64), metadata=meta)
     t0 = time.perf_counter()
