@@ -124,12 +124,17 @@ def make_groups(positions: np.ndarray, cfg: GroupingConfig,
         seeds = np.concatenate([rng.permutation(mk) for _ in range(-(-n_groups // mk))])[:n_groups]
     else:
         seeds = rng.choice(mk, n_groups, replace=False) if n_groups < mk else rng.permutation(mk)
-    # choose C-1 distinct neighbours per seed: random keys, take the C-1 smallest
-    keys = rng.random((seeds.size, k))
-    pick = np.argpartition(keys, c - 2, axis=1)[:, : c - 1]
-    members = np.take_along_axis(nbr[seeds], pick, axis=1)
+    members = _draw_members(nbr[seeds], c, rng)
     groups = np.concatenate([seeds[:, None], members], axis=1)
     return _order_members(positions, keep[groups].astype(np.int64))
+
+
+def _draw_members(nbr: np.ndarray, c: int, rng: np.random.Generator) -> np.ndarray:
+    """C−1 distinct neighbours per row of ``nbr`` (S, K), uniformly: random keys, the C−1
+    smallest. Returns (S, C−1)."""
+    keys = rng.random(nbr.shape)
+    pick = np.argpartition(keys, c - 2, axis=1)[:, : c - 1]
+    return np.take_along_axis(nbr, pick, axis=1)
 
 
 def nearest_groups(positions: np.ndarray, gridsize: int, *,
@@ -149,9 +154,8 @@ def nearest_groups(positions: np.ndarray, gridsize: int, *,
     nbr = np.asarray(nbr, dtype=np.int64).reshape(seeds.size, k)
     nbr[:, 0] = seeds  # guard against duplicate positions
     if pool is not None and k > c:
-        keys = np.random.default_rng(0).random((seeds.size, k - 1))
-        pick = np.argpartition(keys, c - 2, axis=1)[:, : c - 1] + 1
-        nbr = np.concatenate([nbr[:, :1], np.take_along_axis(nbr, pick, axis=1)], axis=1)
+        members = _draw_members(nbr[:, 1:], c, np.random.default_rng(0))
+        nbr = np.concatenate([nbr[:, :1], members], axis=1)
     return _order_members(positions, nbr)
 
 
