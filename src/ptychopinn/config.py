@@ -56,7 +56,9 @@ class RunConfig:
             raise ValueError(f"model.gridsize ({self.model.gridsize}) and grouping.gridsize "
                              f"({self.grouping.gridsize}) differ")
         gi = self.grouping.inference_gridsize
-        if gi is not None and gi != self.grouping.gridsize and self.model.kind != "unrolled":
+        from ptychopinn.models.registry import CANVAS_KINDS
+
+        if gi is not None and gi != self.grouping.gridsize and self.model.kind not in CANVAS_KINDS:
             raise ValueError(f"grouping.inference_gridsize ({gi}) differs from gridsize "
                              f"({self.grouping.gridsize}); only model.kind 'unrolled' (weights "
                              "on the group canvas) can infer with other groups")

@@ -136,25 +136,11 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     frame = object_frame(data)
     stitcher = Stitcher(frame, stitch_weight(bundle), device=dev)
     m = data.n_patterns
-    g = model.cfg.gridsize
     gcfg = bundle.manifest.get("grouping_config") or {}
-    g_infer = cfg.gridsize or gcfg.get("inference_gridsize")
-    if g_infer is not None and g_infer != g:
-        if not getattr(model.net, "physics_inside", False):
-            from ptychopinn.errors import PtychoInputError
-
-            raise PtychoInputError(f"model.kind {model.cfg.kind!r} was trained for gridsize {g} "
-                                   "and cannot infer with another; only canvas networks "
-                                   "(unrolled) can", path=data.source)
-        g = int(g_infer)
-    if g > 1 and g * g > m and getattr(model.net, "physics_inside", False):
-        g = max(1, int(np.sqrt(m)))  # a sparse scan: groups no larger than the scan itself
-        logger.info("only %d patterns: inferring with gridsize %d", m, g)
-    elif g * g > m:
-        from ptychopinn.errors import PtychoInputError
-
-        raise PtychoInputError(f"only {m} patterns but the model groups {g * g} (gridsize {g})",
-                               path=data.source)
+    canvas_net = getattr(model.net, "physics_inside", False)
+    g = _inference_gridsize(model.cfg.kind, model.cfg.gridsize,
+                            cfg.gridsize or gcfg.get("inference_gridsize"), m, canvas_net,
+                            data.source)
     t_net = t_stitch = t_read = 0.0
     from tqdm.auto import tqdm
 
@@ -170,7 +156,7 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     bar = tqdm(total=n_groups, desc="infer", unit="group", disable=not cfg.show_progress,
                leave=False)
     with torch.inference_mode():
-        bs = cfg.batch_size or (8 if getattr(model.net, "physics_inside", False) else 64)
+        bs = cfg.batch_size or (8 if canvas_net else 64)
         for s in range(0, n_groups, bs):
             t = time.perf_counter()
             groups = all_groups[s : s + bs]  # (B, C)
@@ -222,6 +208,28 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     logger.info("reconstructed %d patterns in %.2f s (%.0f patterns/s, stitching %.0f%%)", m,
                 total, info["patterns_per_second"], 100 * info["stitch_fraction"])
     return Reconstruction(obj, cov, frame.origin, info)
+
+
+def _inference_gridsize(kind: str, trained: int, asked: int | None, m: int, canvas_net: bool,
+                        source) -> int:
+    """Group side at inference: ``asked`` (else ``trained``); only canvas networks may change it,
+    and they shrink groups to a scan of fewer than g² patterns; a CNN refuses both in one line."""
+    from ptychopinn.errors import PtychoInputError
+
+    g = trained
+    if asked is not None and asked != trained:
+        if not canvas_net:
+            raise PtychoInputError(f"model.kind {kind!r} was trained for gridsize {trained} "
+                                   "and cannot infer with another; only canvas networks "
+                                   "(unrolled) can", path=source)
+        g = int(asked)
+    if g * g > m:
+        if not canvas_net:
+            raise PtychoInputError(f"only {m} patterns but the model groups {g * g} "
+                                   f"(gridsize {g})", path=source)
+        g = max(1, int(np.sqrt(m)))  # a sparse scan: groups no larger than the scan itself
+        logger.info("only %d patterns: inferring with gridsize %d", m, g)
+    return g
 
 
 def save_reconstruction(recon: Reconstruction, out_dir: str | Path, *,

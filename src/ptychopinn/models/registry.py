@@ -21,6 +21,10 @@ KINDS: dict[str, str] = {
 }
 
 
+#: Kinds whose weights act on the group canvas, not on member channels: they can infer with
+#: other group sizes than they trained with (``grouping.inference_gridsize``).
+CANVAS_KINDS: frozenset[str] = frozenset({"unrolled"})
+
 #: Run-config sections a kind is best trained with when the user gives no config (measured on
 #: the learning curve, BENCHMARKS.md): the unrolled network learns more per step from groups of
 #: 9 neighbours and infers better from groups of 25 (more measurements per canvas).
