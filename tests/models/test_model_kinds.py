@@ -148,3 +148,18 @@ def test_scan_with_fewer_patterns_than_a_group(tmp_path, tiny_data):
     train(tiny_data, tmp_path / "p", pinn)
     with pytest.raises(PtychoInputError, match="only 6 patterns but the model groups 9"):
         reconstruct(tmp_path / "p", small, InferConfig(show_progress=False))
+
+
+@pytest.mark.parametrize("gridsize, words", [("0", "gridsize must be >= 1, got 0"),
+                                             ("3", "trained for gridsize 2 and cannot infer")])
+def test_cli_infer_bad_gridsize_is_one_line_and_writes_nothing(gridsize, words, tmp_path,
+                                                               tiny_data, tiny_npz, capsys):
+    run = tmp_path / "p"
+    train(tiny_data, run, RunConfig().with_overrides(
+        model={"n": 16}, train={"epochs": 1, "show_progress": False}))
+    capsys.readouterr()
+    code = main(["infer", "--model", str(run), "--data", str(tiny_npz), "--out",
+                 str(tmp_path / "out"), "--gridsize", gridsize])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and words in err[0], err
+    assert not (tmp_path / "out").exists()
