@@ -29,8 +29,11 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 0
     show_progress: bool = True
+    plateau_monitor: str = "train"  # which epoch loss lowers the LR: "train" or "val"
 
     def __post_init__(self) -> None:
+        if self.plateau_monitor not in ("train", "val"):
+            raise ValueError(f"plateau_monitor must be 'train' or 'val', got {self.plateau_monitor!r}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:

@@ -191,7 +191,8 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
     train_ds = GroupDataset(data, train_groups, with_labels=labels)
     model, consts, origin = _initial_model(cfg, data, init_bundle)
     hparams = {**cfg.to_dict(), "normalisation": consts}
-    module = ReconModule(model, learning_rate=cfg.train.learning_rate, hparams=hparams)
+    module = ReconModule(model, learning_rate=cfg.train.learning_rate, hparams=hparams,
+                         plateau_monitor=cfg.train.plateau_monitor if n_val else "train")
     accelerator = _resolve_accelerator(cfg.train.accelerator)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out_dir / "config.yaml")

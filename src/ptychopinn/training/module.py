@@ -22,10 +22,12 @@ def supervised_mae(patches: Tensor, labels: Tensor) -> Tensor:
 class ReconModule(L.LightningModule):
     """Trains a :class:`PINN` (physics loss) or the supervised baseline (labels, MAE)."""
 
-    def __init__(self, model: PINN, *, learning_rate: float, hparams: dict | None = None):
+    def __init__(self, model: PINN, *, learning_rate: float, hparams: dict | None = None,
+                 plateau_monitor: str = "train"):
         super().__init__()
         self.model = model
         self.learning_rate = learning_rate
+        self.plateau_monitor = plateau_monitor
         self.save_hyperparameters(hparams or {})
 
     def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
@@ -68,5 +70,6 @@ class ReconModule(L.LightningModule):
         # The per-batch loss is noisy (patterns differ in content), so only a long plateau of
         # the epoch-mean loss lowers the rate; halving every few epochs starved training.
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=10)
-        schedule = {"scheduler": sched, "monitor": "train/loss_epoch", "interval": "epoch"}
+        monitor = "train/loss_epoch" if self.plateau_monitor == "train" else "val/loss"
+        schedule = {"scheduler": sched, "monitor": monitor, "interval": "epoch"}
         return {"optimizer": opt, "lr_scheduler": schedule}
