@@ -21,10 +21,10 @@ import torch
 
 from ptychopinn.cli import main
 from ptychopinn.evaluation.metrics import METRIC_NAMES
+from ptychopinn.studies.artifacts import METRICS_COLUMNS
 from ptychopinn.studies.jobs import build_jobs, job_dir
 from ptychopinn.studies.runner import run_study
 from ptychopinn.studies.spec import load_study
-from ptychopinn.studies.verify import METRICS_COLUMNS
 
 from .conftest import write_study
 

@@ -69,3 +69,26 @@ def test_deltas_reference_minus_other():
     assert got[("PtychoPINN - Baseline", "mae")] == pytest.approx(0.02)
     assert dict(zip(d["metric"], d["higher_is_better"], strict=True)) == {"ssim": True,
                                                                           "mae": False}
+
+
+def _imported_modules(module) -> set[str]:
+    """Every module named in an import statement of ``module``'s source (also inside functions)."""
+    import ast
+    import inspect
+
+    names = set()
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return names
+
+
+def test_report_and_verify_do_not_import_each_other():
+    """Both take artifact names and columns from ``studies.artifacts`` (no import cycle)."""
+    from ptychopinn.studies import report, verify
+
+    assert "ptychopinn.studies.verify" not in _imported_modules(report)
+    assert "ptychopinn.studies.report" not in _imported_modules(verify)
+    assert "ptychopinn.studies.artifacts" in _imported_modules(report) & _imported_modules(verify)

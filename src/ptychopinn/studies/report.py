@@ -33,12 +33,17 @@ from typing import Any
 
 import numpy as np
 
+from ptychopinn.studies.artifacts import (
+    METRICS_COLUMNS,
+    metric_plot,
+    phase_grid_plot,
+)
 from ptychopinn.studies.jobs import Job, job_dir, read_done
 from ptychopinn.studies.spec import StudySpec, dose_label
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["collect_metrics", "compute_deltas", "plot_names", "write_report"]
+__all__ = ["collect_metrics", "compute_deltas", "write_report"]
 
 #: Metrics where a smaller value is better (everything else: larger is better).
 LOWER_IS_BETTER: frozenset[str] = frozenset({"mae", "mse"})
@@ -53,19 +58,10 @@ def _metric_names() -> tuple[str, ...]:
     return METRIC_NAMES
 
 
-def plot_names(spec: StudySpec) -> list[str]:
-    """File names (under ``plots/``) of the figures a complete study holds."""
-    names = [f"{m}_vs_dose_{s}.png" for s in spec.evaluate for m in _metric_names()]
-    names += [f"phase_grid_{v.name}_{s}.png" for s in spec.evaluate for v in spec.views]
-    return names
-
-
 # ---------------------------------------------------------------------------------- tables
 def collect_metrics(spec: StudySpec, jobs: list[Job], out: str | Path):
     """Tidy metrics DataFrame from the finished compare jobs (columns as ``metrics.csv``)."""
     import pandas as pd
-
-    from ptychopinn.studies.verify import METRICS_COLUMNS
 
     frames = []
     for job in jobs:
@@ -430,12 +426,12 @@ def write_report(spec: StudySpec, jobs: list[Job], out: str | Path, *,
     if not metrics.empty:
         for split in spec.evaluate:
             for metric in _metric_names():
-                name = f"{metric}_vs_dose_{split}.png"
+                name = metric_plot(metric, split)
                 _plot_metric(metrics, spec, metric, split, out / "plots" / name)
                 plots.append(name)
     for split in spec.evaluate:
         for v in spec.views:
-            name = f"phase_grid_{v.name}_{split}.png"
+            name = phase_grid_plot(v.name, split)
             if _phase_grid(spec, jobs, out, v.name, split, out / "plots" / name):
                 plots.append(name)
     blocks = _blocks(spec, jobs, out, states, metrics, deltas, overlap, jobs_df, plots)

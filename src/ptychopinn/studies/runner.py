@@ -175,7 +175,7 @@ def _exclusive(out: Path) -> Iterator[None]:
     releases the lock when the process dies, so a killed run never blocks its resume."""
     import fcntl
 
-    from ptychopinn.studies.verify import LOCK
+    from ptychopinn.studies.artifacts import LOCK
 
     with open(out / LOCK, "a") as fh:
         try:

@@ -10,6 +10,14 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from ptychopinn.studies.artifacts import (
+    LOCK,
+    MANIFEST,
+    METRICS_COLUMNS,
+    STUDY_FILES,
+    VERIFICATION,
+    plot_names,
+)
 from ptychopinn.studies.jobs import DONE, JOB_OUTPUTS, Job, file_record, read_done
 from ptychopinn.studies.spec import StudySpec
 
@@ -17,24 +25,14 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["check_file", "expected_artifacts", "verify_study", "write_manifest"]
 
-#: Columns of the tidy metrics table (SPEC §8).
-METRICS_COLUMNS: tuple[str, ...] = ("dose", "view", "model", "split", "metric", "part", "value")
-MANIFEST = "manifest.json"
-#: Lock file held by a running ``study run`` (not an artifact).
-LOCK = ".study.lock"
-VERIFICATION = "verification.json"
-
 
 def expected_artifacts(spec: StudySpec, jobs: list[Job]) -> list[str]:
     """Relative paths (POSIX) of every artifact a complete study holds, besides the manifest."""
-    from ptychopinn.studies.report import plot_names
-
     paths = []
     for job in jobs:
         base = f"jobs/{job.id}"
         paths += [f"{base}/{f}" for f in JOB_OUTPUTS[job.kind]] + [f"{base}/{DONE}"]
-    paths += ["study.yaml", "metrics.csv", "metrics.parquet", "deltas.csv", "overlap.csv",
-              "jobs.csv", "report.md", "report.html"]
+    paths += list(STUDY_FILES)
     paths += [f"plots/{p}" for p in plot_names(spec)]
     return paths
 
