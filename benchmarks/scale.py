@@ -112,6 +112,7 @@ class SimulatedPatterns:
 
     def __getitem__(self, idx: slice) -> np.ndarray:
         from ptychopinn.physics.forward import forward_amplitude
+        from ptychopinn.physics.noise import sample_poisson
         from ptychopinn.physics.patches import extract_patches
 
         start, stop, step = idx.indices(len(self))
@@ -122,7 +123,7 @@ class SimulatedPatterns:
                                 self.shape[-1])
             amp = forward_amplitude(p, self.probe).numpy().astype(np.float64) * self.scale
         rng = np.random.default_rng([self.seed, start])
-        return np.sqrt(rng.poisson(amp * amp)).astype(np.float32)
+        return np.sqrt(sample_poisson(amp * amp, rng)).astype(np.float32)
 
 
 def scene_geometry(m: int, *, seed: int = 7, device: str = "cpu") -> dict[str, Any]:

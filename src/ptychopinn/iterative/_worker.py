@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 import types
@@ -228,9 +227,11 @@ def _main(in_path: Path, out_path: Path) -> None:
 
 
 def _save(out_path: Path, **arrays: np.ndarray) -> None:
-    tmp = out_path.with_name(out_path.name + ".part.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, out_path)
+    """``arrays`` as an NPZ at ``out_path``, atomically (the package's one atomic write)."""
+    from ptychopinn.data.io import atomic_path
+
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:  # a file object: no ".npz" added
+        np.savez(fh, **arrays)
 
 
 def main(argv: list[str] | None = None) -> int:
