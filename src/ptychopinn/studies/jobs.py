@@ -124,6 +124,8 @@ def build_jobs(spec: StudySpec) -> list[Job]:
     probe_sha = None if scene.probe == "disk" else sha256_file(Path(scene.probe))
     object_sha = None if scene.object in ("lines", "grf") else sha256_file(Path(scene.object))
     jobs: list[Job] = []
+    # with a train_view its view comes first: the other views' inferences need its trainings
+    views = sorted(spec.views, key=lambda v: v.name != spec.train_view)
     for dose in spec.doses:
         d = dose_label(dose)
         sim_id = f"simulate-d{d}"
@@ -134,7 +136,7 @@ def build_jobs(spec: StudySpec) -> list[Job]:
         split_id = f"split-d{d}"
         jobs.append(Job(id=split_id, kind="split", deps=(sim_id,), params=asdict(spec.split),
                         dose=dose))
-        for view in spec.views:
+        for view in views:
             view_id = f"view-d{d}-{view.name}"
             # Same thinning order at every dose: the views differ only in photons.
             vparams = {**asdict(view), "seed": seed_from_string(f"{spec.seed}/view/{view.name}")}
@@ -143,15 +145,15 @@ def build_jobs(spec: StudySpec) -> list[Job]:
             recon_ids: dict[str, dict[str, str]] = {s: {} for s in spec.evaluate}
             for model in spec.models:
                 cell = f"d{d}-{view.name}-{model.name}"
-                if model.is_network:
-                    train_id = f"train-{cell}"
+                train_id = f"train-d{d}-{spec.train_view or view.name}-{model.name}"
+                if model.is_network and spec.train_view in (None, view.name):
                     jobs.append(Job(id=train_id, kind="train", deps=(view_id,),
                                     params=_train_params(spec, model, train_id), dose=dose,
                                     view=view.name, model=model.name))
                 for s in spec.evaluate:
                     if model.is_network:
                         rid = f"infer-{cell}-{s}"
-                        jobs.append(Job(id=rid, kind="infer", deps=(f"train-{cell}", view_id),
+                        jobs.append(Job(id=rid, kind="infer", deps=(train_id, view_id),
                                         params={"split": s, "batch_size": 64}, dose=dose,
                                         view=view.name, model=model.name, split=s))
                     else:
@@ -160,14 +162,18 @@ def build_jobs(spec: StudySpec) -> list[Job]:
                               "epochs": spec.iterative.epochs,
                               "batch_size": spec.iterative.batch_size,
                               "seed": seed_from_string(f"{spec.seed}/{rid}")}
+                        if spec.iterative.snapshot_every is not None:
+                            it["snapshot_every"] = spec.iterative.snapshot_every
                         jobs.append(Job(id=rid, kind="iterative", deps=(view_id,), params=it,
                                         dose=dose, view=view.name, model=model.name, split=s))
                     recon_ids[s][model.name] = rid
             for s in spec.evaluate:
                 cid = f"compare-d{d}-{view.name}-{s}"
+                cparams: dict[str, Any] = {"split": s, "recons": recon_ids[s], "phase": "mean"}
+                if spec.iterative.snapshot_every is not None:
+                    cparams["trajectories"] = True
                 jobs.append(Job(id=cid, kind="compare", deps=(view_id, *recon_ids[s].values()),
-                                params={"split": s, "recons": recon_ids[s], "phase": "mean"},
-                                dose=dose, view=view.name, split=s))
+                                params=cparams, dose=dose, view=view.name, split=s))
     return jobs
 
 
@@ -415,7 +421,7 @@ def _run_iterative(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads
     p = job.params
     cfg = IterativeConfig(algorithm=p["algorithm"], epochs=p["epochs"],
                           batch_size=p["batch_size"], seed=p["seed"], num_threads=threads,
-                          device="auto")
+                          device="auto", snapshot_every=p.get("snapshot_every"))
     frame = object_frame(data)
     res = run_iterative(np.asarray(data.diffraction, np.float32),
                         data.positions - np.asarray(frame.origin), data.probe, frame.shape, cfg)
@@ -424,6 +430,13 @@ def _run_iterative(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads
             "device": res.device, "ptychi_version": res.ptychi_version,
             "n_patterns": data.n_patterns,
             "final_loss": float(res.loss_history[-1]) if len(res.loss_history) else None}
+    if res.snapshot_objects is not None:
+        from ptychopinn.iterative.run import SNAPSHOTS_FILE, save_snapshots
+
+        info.update(snapshot_every=cfg.snapshot_every,
+                    n_snapshots=int(res.snapshot_objects.shape[0]),
+                    snapshot_overhead_s=res.snapshot_overhead_s)
+        save_snapshots(folder / SNAPSHOTS_FILE, res, frame.origin, info)
     save_reconstruction(Reconstruction(res.object, res.coverage, frame.origin, info), folder)
     _write_json_atomic(folder / "info.json", info)
     return {"wall_time_s": res.wall_time_s}
@@ -443,7 +456,46 @@ def _run_compare(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: 
         r = load_reconstruction(dep_dirs[rid] / "reconstruction.npz")
         recons[name] = (r.object, r.coverage)
     rows = compare_reconstructions(reference, recons, folder, phase=job.params["phase"])
+    if job.params.get("trajectories"):
+        _write_trajectories(job, folder, dep_dirs, reference, recons)
     return {"n_rows": len(rows)}
+
+
+#: Quality-against-time table of a compare job with iterative snapshots.
+TRAJECTORY_CSV = "trajectory.csv"
+
+
+def _write_trajectories(job: Job, folder: Path, dep_dirs: Mapping[str, Path],
+                        reference: np.ndarray, recons: Mapping[str, tuple]) -> None:
+    """Score every snapshot of each iterative model in the region ``compare`` used.
+
+    Writes ``trajectory.csv``: ``model, epoch, seconds, part, metric, value`` (metric ssim,
+    psnr; seconds = cumulative reconstruction time of that snapshot).
+    """
+    from ptychopinn.data.io import atomic_path
+    from ptychopinn.evaluation.registration import scanned_region
+    from ptychopinn.evaluation.snapshots import trajectory
+    from ptychopinn.iterative.run import SNAPSHOTS_FILE
+
+    rows, cols = (0, reference.shape[0]), (0, reference.shape[1])
+    for _, cov in recons.values():  # the intersection of all scanned regions, like compare
+        if cov is not None:
+            r, c = scanned_region(np.asarray(cov), threshold=0.5)
+            rows = (max(rows[0], r.start), min(rows[1], r.stop))
+            cols = (max(cols[0], c.start), min(cols[1], c.stop))
+    region = (slice(*rows), slice(*cols))
+    lines = ["model,epoch,seconds,part,metric,value"]
+    for name, rid in job.params["recons"].items():
+        snaps = dep_dirs[rid] / SNAPSHOTS_FILE
+        if not snaps.is_file():
+            continue
+        traj = trajectory(reference, snaps, region=region, phase=job.params["phase"])
+        for part, per in traj.metrics.items():
+            for metric, values in per.items():
+                lines += [f"{name},{int(e)},{float(t)!r},{part},{metric},{float(v)!r}"
+                          for e, t, v in zip(traj.epochs, traj.seconds, values, strict=True)]
+    with atomic_path(folder / TRAJECTORY_CSV) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
 
 
 _RUNNERS: Mapping[str, Any] = MappingProxyType({

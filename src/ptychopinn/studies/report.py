@@ -435,6 +435,9 @@ def write_report(spec: StudySpec, jobs: list[Job], out: str | Path, *,
             if _phase_grid(spec, jobs, out, v.name, split, out / "plots" / name):
                 plots.append(name)
     blocks = _blocks(spec, jobs, out, states, metrics, deltas, overlap, jobs_df, plots)
+    from ptychopinn.studies.timequality import write_time_quality
+
+    blocks[-2:-2] = write_time_quality(spec, jobs, out)  # before "Files"; [] w/o snapshots
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(_markdown(blocks))
     page = _html(blocks, out, f"Study {spec.name}")

@@ -176,10 +176,16 @@ class TrainingSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class IterativeSpec:
-    """pty-chi budget (epochs, minibatch size) for the iterative models."""
+    """pty-chi budget (epochs, minibatch size) for the iterative models.
+
+    ``snapshot_every`` = K also keeps the object every K epochs (``snapshots.npz`` in the
+    iterative job); the compare job then scores every snapshot (quality against wall time) and
+    the report gives each iterative model's quality at each network's inference time.
+    """
 
     epochs: int = 50
     batch_size: int = 32
+    snapshot_every: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,7 +222,12 @@ def _default_models() -> tuple[ModelSpec, ...]:
 
 @dataclass(frozen=True, kw_only=True)
 class StudySpec:
-    """A dose × overlap-view study (SPEC §8). Build with :func:`load_study`."""
+    """A dose × overlap-view study (SPEC §8). Build with :func:`load_study`.
+
+    ``train_view``: None trains every network on each view's own (thinned) train half; a view
+    name trains one network per dose and model on that view's train half (e.g. ``dense``) and
+    reconstructs every view's test half with it.
+    """
 
     name: str = "study"
     seed: int = 0
@@ -229,6 +240,7 @@ class StudySpec:
     training: TrainingSpec = field(default_factory=TrainingSpec)
     iterative: IterativeSpec = field(default_factory=IterativeSpec)
     compute: ComputeSpec = field(default_factory=ComputeSpec)
+    train_view: str | None = None
     source: str = "<memory>"
 
     @property
@@ -393,7 +405,7 @@ class _Reader:
 
 
 _TOP_KEYS = ("name", "seed", "doses", "views", "models", "scene", "split", "evaluate",
-             "training", "iterative", "compute")
+             "training", "iterative", "compute", "train_view")
 
 
 def study_from_dict(d: Any, *, source: str = "<dict>",
@@ -428,15 +440,25 @@ def study_from_dict(d: Any, *, source: str = "<dict>",
     iterative = r.section(IterativeSpec, d.get("iterative"), "iterative")
     if iterative.epochs < 1 or iterative.batch_size < 1:
         raise r.fail("iterative", "epochs and batch_size must be >= 1")
+    every = iterative.snapshot_every
+    if every is not None and not 1 <= every <= iterative.epochs:
+        raise r.fail("iterative.snapshot_every", f"must be an integer from 1 to epochs "
+                                                 f"({iterative.epochs}), got {every}")
     compute = r.section(ComputeSpec, d.get("compute"), "compute")
     for k in ("n_workers", "threads_per_worker", "torch_threads"):
         v = getattr(compute, k)
         if v is not None and v < 1:
             raise r.fail(f"compute.{k}", f"must be >= 1, got {v}")
+    views = r.views(d.get("views"))
+    train_view = d.get("train_view")
+    if train_view is not None and train_view not in [v.name for v in views]:
+        raise r.fail("train_view", f"expected one of the views "
+                                   f"({', '.join(v.name for v in views)}), got {train_view!r}")
     return StudySpec(name=name, seed=seed, doses=r.doses(d.get("doses")),
-                     views=r.views(d.get("views")), models=r.models(d.get("models")),
+                     views=views, models=r.models(d.get("models")),
                      scene=scene, split=split, evaluate=r.evaluate(d.get("evaluate")),
-                     training=training, iterative=iterative, compute=compute, source=source)
+                     training=training, iterative=iterative, compute=compute,
+                     train_view=train_view, source=source)
 
 
 def _check_scene(r: _Reader, s: SceneSpec) -> None:
