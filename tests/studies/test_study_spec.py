@@ -214,4 +214,8 @@ def test_committed_regime_map_loads_and_plans():
     assert spec.doses == (1e3, 1e4, 1e6, 1e9)
     assert {m.kind for m in spec.models} == {"pinn", "unrolled", "iterative"}
     trains = [j for j in build_jobs(spec) if j.kind == "train"]
-    assert len(trains) == 4 * 4 * 2  # the study trains per (dose, view): each view's train half
+    # train_view: dense: one training per (dose, network), on the dense train half
+    assert spec.train_view == "dense" and spec.iterative.snapshot_every == 1
+    assert sorted(j.id for j in trains) == sorted(
+        f"train-d{d}-dense-{m}" for d in ("1e3", "1e4", "1e6", "1e9")
+        for m in ("PtychoPINN", "PtychoPINN-Unrolled"))
