@@ -1,4 +1,9 @@
-"""The in-memory/lazy dataset container shared by every workflow."""
+"""The in-memory/lazy dataset container shared by every workflow, and its object frame.
+
+A :class:`PtychoData` is validated when it is constructed, whoever constructs it (a reader, the
+simulator, a converter, the Ptychodus bridge): a wrong shape, dtype or value is one
+:class:`~ptychopinn.errors.PtychoInputError` line naming the source and the field.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
+
+from ptychopinn.errors import PtychoInputError
 
 
 class PatternStack(Protocol):
@@ -22,7 +29,12 @@ class PatternStack(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class PtychoData:
-    """A ptychography dataset in the SPEC §2 contract (validated by the readers).
+    """A ptychography dataset in the SPEC §2 contract, validated at construction.
+
+    Shapes, dtypes and (for in-memory arrays) finiteness and non-negative amplitudes are
+    checked in ``__post_init__``; positions become float64, probe/object/patches complex64
+    and ``scan_index`` int64. A lazy ``diffraction`` stack is checked by shape only (its
+    reader scans the values).
 
     Attributes
     ----------
@@ -53,6 +65,9 @@ class PtychoData:
     ground_truth_patches: Any = None
     metadata: dict = field(default_factory=dict)
     source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        _validate(self)
 
     @property
     def n_patterns(self) -> int:
@@ -94,3 +109,129 @@ class PtychoData:
     def metadata_json(self) -> str:
         """Metadata serialised as JSON."""
         return json.dumps(self.metadata, sort_keys=True, default=str)
+
+
+# ------------------------------------------------------------------------------ validation
+def _fail(data: PtychoData, name: str, message: str) -> PtychoInputError:
+    where = None if data.source == "<memory>" else data.source
+    return PtychoInputError(f"PtychoData.{name}: {message}", path=where)
+
+
+def _real(data: PtychoData, name: str, a: Any, dtype: Any) -> np.ndarray:
+    a = np.asarray(a)
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise _fail(data, name, f"expected real numbers, got dtype {a.dtype}")
+    return a.astype(dtype, copy=False)
+
+
+def _complex(data: PtychoData, name: str, a: Any) -> np.ndarray:
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.number):
+        raise _fail(data, name, f"expected a numeric array, got dtype {a.dtype}")
+    return a.astype(np.complex64, copy=False)
+
+
+def _finite(data: PtychoData, name: str, a: np.ndarray) -> None:
+    if not np.all(np.isfinite(a)):
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        raise _fail(data, name, f"{bad} NaN/Inf values; expected finite values")
+
+
+def _validate(data: PtychoData) -> None:
+    """Check and normalise every field of ``data`` in place (frozen: via object.__setattr__)."""
+
+    def put(name: str, value: Any) -> None:
+        object.__setattr__(data, name, value)
+
+    pos = _real(data, "positions", data.positions, np.float64)
+    if pos.ndim != 2 or pos.shape[1] != 2:
+        raise _fail(data, "positions", f"expected shape (M, 2) (row, col), got {pos.shape}")
+    m = pos.shape[0]
+    if m == 0:
+        raise _fail(data, "positions", "empty dataset (0 positions)")
+    _finite(data, "positions", pos)
+    put("positions", pos)
+
+    d = data.diffraction
+    shape = tuple(getattr(d, "shape", ()))
+    if len(shape) != 3:
+        raise _fail(data, "diffraction", f"expected shape (M, N, N), got {shape}")
+    if shape[0] != m:
+        raise _fail(data, "diffraction", f"has {shape[0]} patterns but positions has {m}; "
+                    "expected the same M")
+    if shape[1] != shape[2]:
+        raise _fail(data, "diffraction", f"patterns must be square, got {shape[1]}x{shape[2]}")
+    if isinstance(d, np.ndarray):
+        if not (np.issubdtype(d.dtype, np.integer) or np.issubdtype(d.dtype, np.floating)):
+            raise _fail(data, "diffraction", f"expected real amplitudes, got dtype {d.dtype}")
+        _finite(data, "diffraction", d)
+        if d.size and float(d.min()) < 0:
+            raise _fail(data, "diffraction", f"negative values (min {float(d.min()):.3g}); "
+                        "expected amplitudes >= 0")
+    n = shape[1]
+
+    probe = _complex(data, "probe", data.probe)
+    if probe.shape != (n, n):
+        raise _fail(data, "probe", f"shape {probe.shape} must equal the pattern size ({n}, {n})")
+    _finite(data, "probe", probe)
+    put("probe", probe)
+
+    if data.obj is not None:
+        obj = _complex(data, "obj", data.obj)
+        if obj.ndim != 2:
+            raise _fail(data, "obj", f"expected shape (H, W), got {obj.shape}")
+        _finite(data, "obj", obj)
+        put("obj", obj)
+
+    if data.positions_start is not None:
+        start = _real(data, "positions_start", data.positions_start, np.float64)
+        if start.shape != (m, 2):
+            raise _fail(data, "positions_start", f"expected shape ({m}, 2), got {start.shape}")
+        _finite(data, "positions_start", start)
+        put("positions_start", start)
+
+    if data.scan_index is not None:
+        idx = np.asarray(data.scan_index)
+        if not np.issubdtype(idx.dtype, np.integer) and not (
+                np.issubdtype(idx.dtype, np.floating) and np.all(idx == np.round(idx))):
+            raise _fail(data, "scan_index", f"expected integers, got dtype {idx.dtype}")
+        idx = idx.astype(np.int64).reshape(-1) if idx.ndim <= 1 else idx
+        if idx.shape != (m,):
+            raise _fail(data, "scan_index", f"expected shape ({m},), got {idx.shape}")
+        put("scan_index", idx)
+
+    gt = data.ground_truth_patches
+    if gt is not None:
+        gshape = tuple(getattr(gt, "shape", ()))
+        if gshape != (m, n, n):
+            raise _fail(data, "ground_truth_patches", f"expected shape ({m}, {n}, {n}), got "
+                        f"{gshape}")
+        if isinstance(gt, np.ndarray):
+            put("ground_truth_patches", _complex(data, "ground_truth_patches", gt))
+
+    if not isinstance(data.metadata, dict):
+        raise _fail(data, "metadata", f"expected a dict, got {type(data.metadata).__name__}")
+    put("source", str(data.source))
+
+
+# ----------------------------------------------------------------------------- object frame
+@dataclass(frozen=True)
+class ObjectFrame:
+    """Canvas geometry: ``shape`` (H, W) and the object-frame coordinate of pixel (0, 0)."""
+
+    shape: tuple[int, int]
+    origin: tuple[float, float]
+
+
+def object_frame(data: PtychoData) -> ObjectFrame:
+    """The dataset's object frame: objectGuess's shape if present, else the scan's bounding box."""
+    if data.obj is not None:
+        return ObjectFrame(tuple(data.obj.shape), (0.0, 0.0))
+    shape = data.metadata.get("object_shape")
+    if shape is not None:
+        return ObjectFrame((int(shape[0]), int(shape[1])), (0.0, 0.0))
+    n = data.patch_size
+    lo = np.floor(data.positions.min(axis=0) - n / 2) - 1
+    hi = np.ceil(data.positions.max(axis=0) + n / 2) + 1
+    size = (hi - lo).astype(int)
+    return ObjectFrame((int(size[0]), int(size[1])), (float(lo[0]), float(lo[1])))

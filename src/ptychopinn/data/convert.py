@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def _open_maybe_bz2(path: Path) -> dict[str, np.ndarray]:
-    from ptychopinn.data.io import _read_npz
+    from ptychopinn.io.files import read_npz
 
     if not path.exists():
         raise PtychoInputError("file not found", path=path)
@@ -32,7 +32,7 @@ def _open_maybe_bz2(path: Path) -> dict[str, np.ndarray]:
                 return {k: z[k] for k in z.files}
         except ValueError as e:
             raise PtychoInputError(f"not a numeric NPZ inside the bz2 ({e})", path=path) from None
-    return _read_npz(path)
+    return read_npz(path)
 
 
 def convert_tike(path: str | Path, *, margin: int = 4) -> PtychoData:

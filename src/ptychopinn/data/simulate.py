@@ -119,9 +119,9 @@ def _object_from_file(path: Path, cfg: SimulationConfig) -> np.ndarray:
     if not path.exists():
         raise PtychoInputError("object file not found", path=path)
     if path.suffix.lower() == ".npz":
-        from ptychopinn.data.io import _read_npz
+        from ptychopinn.io.files import read_npz
 
-        arrays = _read_npz(path)
+        arrays = read_npz(path)
         if "objectGuess" not in arrays:
             raise PtychoInputError("missing required array", path=path, key="objectGuess")
         obj = np.asarray(arrays["objectGuess"])
@@ -159,11 +159,11 @@ def disk_probe(n: int, *, radius: float | None = None, defocus: float = 1.0,
 
 def load_probe(path: Path, n: int | None = None) -> np.ndarray:
     """Read ``probeGuess`` from an NPZ (e.g. a reconstruction); optionally centre-crop/pad to N."""
-    from ptychopinn.data.io import _read_npz
+    from ptychopinn.io.files import read_npz
 
     if not path.exists():
         raise PtychoInputError("probe file not found", path=path)
-    arrays = _read_npz(path)
+    arrays = read_npz(path)
     key = "probeGuess" if "probeGuess" in arrays else "probe" if "probe" in arrays else None
     if key is None:
         raise PtychoInputError("missing required array", path=path, key="probeGuess")

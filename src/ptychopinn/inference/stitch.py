@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import Tensor
 
-from ptychopinn.data.container import PtychoData
+# the dataset's object frame is dataset geometry (ptychopinn.data.container); re-exported here
+from ptychopinn.data.container import ObjectFrame, object_frame
 from ptychopinn.physics.patches import bilinear_indices, bilinear_splat
 
-
-@dataclass(frozen=True)
-class ObjectFrame:
-    """Canvas geometry: ``shape`` (H, W) and the object-frame coordinate of pixel (0, 0)."""
-
-    shape: tuple[int, int]
-    origin: tuple[float, float]
-
-
-def object_frame(data: PtychoData) -> ObjectFrame:
-    """The dataset's object frame: objectGuess's shape if present, else the scan's bounding box."""
-    if data.obj is not None:
-        return ObjectFrame(tuple(data.obj.shape), (0.0, 0.0))
-    shape = data.metadata.get("object_shape")
-    if shape is not None:
-        return ObjectFrame((int(shape[0]), int(shape[1])), (0.0, 0.0))
-    n = data.patch_size
-    lo = np.floor(data.positions.min(axis=0) - n / 2) - 1
-    hi = np.ceil(data.positions.max(axis=0) + n / 2) + 1
-    size = (hi - lo).astype(int)
-    return ObjectFrame((int(size[0]), int(size[1])), (float(lo[0]), float(lo[1])))
+__all__ = ["ObjectFrame", "Stitcher", "object_frame"]
 
 
 class Stitcher:

@@ -1,6 +1,6 @@
 """ptychopinn.interop: exchange with other ptychography software (Ptychodus, ...).
 
-See :mod:`ptychopinn.interop.ptychodus_io` for the Ptychodus (>= 1.7) file layouts and the
+See :mod:`ptychopinn.io.ptychodus` for the Ptychodus (>= 1.7) file layouts and the
 position conventions. Nothing here imports ``ptychodus``.
 """
 

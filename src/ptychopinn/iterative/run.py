@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ptychopinn.data.container import PtychoData
-from ptychopinn.data.io import atomic_path, load_dataset
-from ptychopinn.inference.predict import Reconstruction, save_reconstruction
-from ptychopinn.inference.stitch import object_frame
+from ptychopinn.data.container import PtychoData, object_frame
+from ptychopinn.io.dataset import load_dataset
+from ptychopinn.io.files import atomic_path
+from ptychopinn.io.reconstruction import Reconstruction, save_reconstruction
 from ptychopinn.iterative.ptychi_backend import IterativeConfig, IterativeResult, run_iterative
 
 logger = logging.getLogger(__name__)

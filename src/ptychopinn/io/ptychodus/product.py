@@ -1,0 +1,660 @@
+"""Ptychodus product files (``product.h5``): the :class:`PtychodusProduct` record, its reader
+and writer, and conversions to and from ptychopinn arrays."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ptychopinn.io.files import atomic_path
+from ptychopinn.io.ptychodus import _keys as k
+from ptychopinn.io.ptychodus._common import (
+    as_complex64,
+    as_float64,
+    as_int64,
+    attr_scalar,
+    decode,
+    empty_float,
+    empty_int,
+    finite,
+    open_h5,
+    require_dataset,
+)
+from ptychopinn.io.ptychodus.geometry import positions_m_to_px, positions_px_to_m
+
+if TYPE_CHECKING:
+    from ptychopinn.io.ptychodus.bridge import Backend
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PtychodusProduct", "check_probe_on_object_grid", "product_from_reconstruction",
+           "read_product", "reconstruction_from_product", "write_product"]
+
+
+@dataclass(frozen=True, eq=False)
+class PtychodusProduct:
+    """A Ptychodus data product (metadata, probe positions, probe, object, losses).
+
+    Field names follow the Ptychodus >= 1.7 product HDF5 file. Arrays are validated, converted to
+    the dtypes below and made read-only at construction.
+
+    Attributes
+    ----------
+    name, comments : str
+        Product name and free-text comments.
+    detector_object_distance_m : float
+        Sample-to-detector distance in metres.
+    photon_energy_eV : float
+        Photon energy in electronvolts.
+    probe_photon_count : float
+        Photons per exposure (0 when unknown).
+    exposure_time_s : float
+        Exposure time in seconds (0 when unknown).
+    mass_attenuation_m2_per_kg : float
+        Sample mass attenuation coefficient in m^2/kg (0 when unknown).
+    tomography_angle_deg : float
+        Rotation angle in degrees.
+    probe_position_indexes : numpy.ndarray
+        (P,) int64 scan indexes, paired with the diffraction file's ``indexes`` by value.
+    probe_position_x_m, probe_position_y_m : numpy.ndarray
+        (P,) float64 probe-centre positions in metres (x = column direction, y = row direction).
+    probe : numpy.ndarray
+        (opr, modes, h, w) complex64 probe: OPR (orthogonal probe relaxation) modes, then
+        incoherent modes. 2-D and 3-D inputs get leading singleton axes.
+    probe_pixel_width_m, probe_pixel_height_m : float
+        Probe pixel size in metres.
+    object : numpy.ndarray
+        (layers, H, W) complex64 object transmission. A 2-D input gets a leading axis.
+    object_center_x_m, object_center_y_m : float
+        Physical position (metres) of the object array's geometric centre, pixel ((H-1)/2, (W-1)/2).
+    object_pixel_width_m, object_pixel_height_m : float
+        Object pixel size in metres.
+    object_layer_spacing_m : numpy.ndarray
+        (layers - 1,) float64 multislice layer spacings in metres (empty for one layer).
+    loss_epochs, loss_values : numpy.ndarray
+        (L,) int64 epochs and (L,) float64 loss values of the reconstruction history.
+    focus_object_distance_m : float
+        Focus-to-sample distance in metres (0: parallel beam).
+    tilt_angle_deg : float
+        Sample tilt in degrees.
+    far_field : bool
+        Whether the detector records the Fraunhofer pattern.
+    polarization : str or None
+        Ptychodus ``Polarization`` value, or None when not recorded.
+    opr_weights : numpy.ndarray or None
+        (P, opr) float64 OPR weights per position, or None.
+    probe_photon_counts : numpy.ndarray or None
+        (P,) float64 measured photons per position, or None.
+    extra_attrs : Mapping[str, Any]
+        Unrecognised root attributes, kept so that a read/write round trip preserves them.
+    """
+
+    name: str
+    comments: str
+    detector_object_distance_m: float
+    photon_energy_eV: float  # noqa: N815 -- Ptychodus's spelling
+    probe_photon_count: float
+    exposure_time_s: float
+    mass_attenuation_m2_per_kg: float
+    tomography_angle_deg: float
+    probe_position_indexes: np.ndarray
+    probe_position_x_m: np.ndarray
+    probe_position_y_m: np.ndarray
+    probe: np.ndarray
+    probe_pixel_width_m: float
+    probe_pixel_height_m: float
+    object: np.ndarray
+    object_center_x_m: float
+    object_center_y_m: float
+    object_pixel_width_m: float
+    object_pixel_height_m: float
+    object_layer_spacing_m: np.ndarray = field(default_factory=empty_float)
+    loss_epochs: np.ndarray = field(default_factory=empty_int)
+    loss_values: np.ndarray = field(default_factory=empty_float)
+    focus_object_distance_m: float = 0.0
+    tilt_angle_deg: float = 0.0
+    far_field: bool = True
+    polarization: str | None = None
+    opr_weights: np.ndarray | None = None
+    probe_photon_counts: np.ndarray | None = None
+    extra_attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        def put(key: str, value: Any) -> None:
+            object.__setattr__(self, key, value)
+
+        put("name", str(self.name))
+        put("comments", str(self.comments))
+        for key in (
+            "detector_object_distance_m",
+            "photon_energy_eV",
+            "probe_photon_count",
+            "exposure_time_s",
+            "mass_attenuation_m2_per_kg",
+            "tomography_angle_deg",
+            "object_center_x_m",
+            "object_center_y_m",
+            "focus_object_distance_m",
+            "tilt_angle_deg",
+        ):
+            put(key, finite(getattr(self, key), key))
+        for key in (
+            "probe_pixel_width_m",
+            "probe_pixel_height_m",
+            "object_pixel_width_m",
+            "object_pixel_height_m",
+        ):
+            put(key, finite(getattr(self, key), key, positive=True))
+        put("far_field", bool(self.far_field))
+        if self.polarization is not None:
+            put("polarization", str(self.polarization))
+
+        indexes = as_int64(self.probe_position_indexes, k.POSITION_INDEXES)
+        x_m = as_float64(self.probe_position_x_m, k.POSITION_X)
+        y_m = as_float64(self.probe_position_y_m, k.POSITION_Y)
+        if not indexes.shape == x_m.shape == y_m.shape:
+            raise ValueError(
+                f"{k.POSITION_INDEXES!r}, {k.POSITION_X!r}, {k.POSITION_Y!r}: lengths differ "
+                f"({indexes.size}, {x_m.size}, {y_m.size})"
+            )
+        put("probe_position_indexes", indexes)
+        put("probe_position_x_m", x_m)
+        put("probe_position_y_m", y_m)
+
+        probe = as_complex64(self.probe, k.PROBE, (2, 4), 4)
+        obj = as_complex64(self.object, k.OBJECT, (2, 3), 3)
+        put("probe", probe)
+        put("object", obj)
+
+        spacing = as_float64(self.object_layer_spacing_m, k.LAYER_SPACING)
+        if spacing.size != obj.shape[0] - 1:
+            raise ValueError(
+                f"{k.LAYER_SPACING!r}: expected {obj.shape[0] - 1} spacings for "
+                f"{obj.shape[0]} object layers, got {spacing.size}"
+            )
+        put("object_layer_spacing_m", spacing)
+
+        epochs = as_int64(self.loss_epochs, k.LOSS_EPOCHS)
+        losses = as_float64(self.loss_values, k.LOSS_VALUES)
+        if epochs.shape != losses.shape:
+            raise ValueError(
+                f"{k.LOSS_EPOCHS!r}, {k.LOSS_VALUES!r}: lengths differ "
+                f"({epochs.size}, {losses.size})"
+            )
+        put("loss_epochs", epochs)
+        put("loss_values", losses)
+
+        if self.opr_weights is not None:
+            weights = as_float64(self.opr_weights, k.OPR_WEIGHTS, ndim=2)
+            if weights.shape[1] != probe.shape[0]:
+                raise ValueError(
+                    f"{k.OPR_WEIGHTS!r}: expected {probe.shape[0]} columns (one per OPR mode), "
+                    f"got shape {weights.shape}"
+                )
+            put("opr_weights", weights)
+        if self.probe_photon_counts is not None:
+            counts = as_float64(self.probe_photon_counts, k.POSITION_PHOTON_COUNTS)
+            if counts.shape != indexes.shape or np.any(counts < 0):
+                raise ValueError(
+                    f"{k.POSITION_PHOTON_COUNTS!r}: expected {indexes.size} non-negative values, "
+                    f"got shape {counts.shape}"
+                )
+            put("probe_photon_counts", counts)
+
+        extra = dict(self.extra_attrs)
+        clash = sorted(set(extra) & k.KNOWN_ROOT_ATTRS)
+        if clash:
+            raise ValueError(f"extra_attrs: {clash} are product fields, not extra attributes")
+        put("extra_attrs", extra)
+
+    @property
+    def num_positions(self) -> int:
+        """Number of probe positions P."""
+        return int(self.probe_position_indexes.size)
+
+    @property
+    def object_shape(self) -> tuple[int, int]:
+        """Object array (H, W) in pixels."""
+        return int(self.object.shape[-2]), int(self.object.shape[-1])
+
+    @property
+    def probe_shape(self) -> tuple[int, int]:
+        """Probe array (h, w) in pixels."""
+        return int(self.probe.shape[-2]), int(self.probe.shape[-1])
+
+
+def read_product(path: str | os.PathLike[str], *, backend: Backend = "auto"
+                 ) -> PtychodusProduct:
+    """Read a Ptychodus product HDF5 file.
+
+    Parameters
+    ----------
+    path : path-like
+        A file written by Ptychodus (``ptychodus.api.io.save_product``) or by
+        :func:`write_product`.
+    backend : {"auto", "ptychodus", "h5py"}
+        ``"auto"``: ``ptychodus.api.io.load_product`` when Ptychodus is installed
+        (:mod:`~ptychopinn.io.ptychodus.bridge`), and the h5py reader for a file it refuses
+        (which then reads it or names the offending key); ``"ptychodus"``: Ptychodus only;
+        ``"h5py"``: the plain reader. Both give the same record.
+
+    Returns
+    -------
+    PtychodusProduct
+        Probe and object are converted to complex64 (Ptychodus may store complex128); positions
+        stay float64.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        One line naming the file and the key, for a missing or malformed attribute/dataset.
+
+    Notes
+    -----
+    Required, as in Ptychodus's loader: root attributes ``detector_object_distance_m`` and
+    ``photon_energy_eV`` (or the legacy ``probe_energy_eV``); datasets ``object`` (with
+    ``center_x_m``, ``center_y_m``, ``pixel_width_m``, ``pixel_height_m``), ``probe`` and the three
+    ``probe_position_*`` datasets. Other attributes default like Ptychodus (name ``"Unnamed"``,
+    numbers 0, ``far_field`` True); missing probe pixel sizes default to the object's.
+    """
+    from ptychopinn.io.ptychodus import bridge
+
+    path = Path(path)
+    if bridge.use_ptychodus(backend) and path.is_file():
+        try:
+            return bridge.read_product_with_ptychodus(path)
+        except bridge.READ_ERRORS as exc:
+            if backend == "ptychodus":
+                msg = " ".join(str(exc).split()) or type(exc).__name__
+                raise ValueError(f"{path}: Ptychodus cannot read this product ({msg})") from None
+            logger.debug("%s: Ptychodus's loader refused the file (%s); reading with h5py",
+                         path, exc)
+    return _read_product_h5py(path)
+
+
+def _read_product_h5py(path: Path) -> PtychodusProduct:
+    with open_h5(path) as h5:
+        attrs = h5.attrs
+
+        def root_float(key: str, default: float | None) -> float:
+            if key in attrs:
+                return attr_scalar(attrs, key, path, "root")
+            if default is None:
+                raise ValueError(
+                    f"{path}: Ptychodus product is missing root attribute {key!r}; "
+                    "expected a number"
+                )
+            return default
+
+        if k.PHOTON_ENERGY in attrs:
+            energy = attr_scalar(attrs, k.PHOTON_ENERGY, path, "root")
+        elif k.LEGACY_PHOTON_ENERGY in attrs:
+            energy = attr_scalar(attrs, k.LEGACY_PHOTON_ENERGY, path, "root")
+            logger.debug(
+                "%s: photon energy read from legacy attribute %r", path, k.LEGACY_PHOTON_ENERGY
+            )
+        else:
+            raise ValueError(
+                f"{path}: Ptychodus product is missing root attribute {k.PHOTON_ENERGY!r} "
+                f"(nor legacy {k.LEGACY_PHOTON_ENERGY!r}); expected the photon energy in eV"
+            )
+
+        polarization = None
+        if k.POLARIZATION in attrs:
+            polarization = str(decode(attrs[k.POLARIZATION]))
+        far_field = True
+        if k.FAR_FIELD in attrs:
+            far_field = bool(np.asarray(attrs[k.FAR_FIELD]).reshape(-1)[0])
+        extra = {key: decode(attrs[key]) for key in attrs if key not in k.KNOWN_ROOT_ATTRS}
+
+        h5_object = require_dataset(h5, k.OBJECT, path, "complex (layers, H, W) object")
+        obj_attrs = h5_object.attrs
+        for key in (k.CENTER_X, k.CENTER_Y, k.PIXEL_WIDTH, k.PIXEL_HEIGHT):
+            if key not in obj_attrs:
+                raise ValueError(
+                    f"{path}: Ptychodus product dataset 'object' is missing attribute {key!r}; "
+                    "expected a number in metres"
+                )
+        h5_probe = require_dataset(h5, k.PROBE, path, "complex (opr, modes, h, w) probe")
+        obj_pw = attr_scalar(obj_attrs, k.PIXEL_WIDTH, path, "'object'")
+        obj_ph = attr_scalar(obj_attrs, k.PIXEL_HEIGHT, path, "'object'")
+        probe_attrs = h5_probe.attrs
+        probe_pw = (
+            attr_scalar(probe_attrs, k.PIXEL_WIDTH, path, "'probe'")
+            if k.PIXEL_WIDTH in probe_attrs
+            else obj_pw
+        )
+        probe_ph = (
+            attr_scalar(probe_attrs, k.PIXEL_HEIGHT, path, "'probe'")
+            if k.PIXEL_HEIGHT in probe_attrs
+            else obj_ph
+        )
+
+        indexes = require_dataset(h5, k.POSITION_INDEXES, path, "(P,) integer scan indexes")
+        xs = require_dataset(h5, k.POSITION_X, path, "(P,) probe-centre x positions in metres")
+        ys = require_dataset(h5, k.POSITION_Y, path, "(P,) probe-centre y positions in metres")
+
+        def optional(key: str) -> np.ndarray | None:
+            if key not in h5:
+                return None
+            return require_dataset(h5, key, path, "")[()]
+
+        spacing = optional(k.LAYER_SPACING)
+        epochs = optional(k.LOSS_EPOCHS)
+        values = optional(k.LOSS_VALUES)
+        if (epochs is None) != (values is None):
+            raise ValueError(
+                f"{path}: Ptychodus product has only one of {k.LOSS_EPOCHS!r} and {k.LOSS_VALUES!r}"
+            )
+
+        fields: dict[str, Any] = {
+            "name": str(decode(attrs.get(k.NAME, "Unnamed"))),
+            "comments": str(decode(attrs.get(k.COMMENTS, ""))),
+            "detector_object_distance_m": root_float(k.DETECTOR_OBJECT_DISTANCE, None),
+            "photon_energy_eV": energy,
+            "probe_photon_count": root_float(k.PROBE_PHOTON_COUNT, 0.0),
+            "exposure_time_s": root_float(k.EXPOSURE_TIME, 0.0),
+            "mass_attenuation_m2_per_kg": root_float(k.MASS_ATTENUATION, 0.0),
+            "tomography_angle_deg": root_float(k.TOMOGRAPHY_ANGLE, 0.0),
+            "focus_object_distance_m": root_float(k.FOCUS_OBJECT_DISTANCE, 0.0),
+            "tilt_angle_deg": root_float(k.TILT_ANGLE, 0.0),
+            "far_field": far_field,
+            "polarization": polarization,
+            "probe_position_indexes": indexes[()],
+            "probe_position_x_m": xs[()],
+            "probe_position_y_m": ys[()],
+            "probe": h5_probe[()],
+            "probe_pixel_width_m": probe_pw,
+            "probe_pixel_height_m": probe_ph,
+            "object": h5_object[()],
+            "object_center_x_m": attr_scalar(obj_attrs, k.CENTER_X, path, "'object'"),
+            "object_center_y_m": attr_scalar(obj_attrs, k.CENTER_Y, path, "'object'"),
+            "object_pixel_width_m": obj_pw,
+            "object_pixel_height_m": obj_ph,
+            "object_layer_spacing_m": empty_float() if spacing is None else spacing,
+            "loss_epochs": empty_int() if epochs is None else epochs,
+            "loss_values": empty_float() if values is None else values,
+            "opr_weights": optional(k.OPR_WEIGHTS),
+            "probe_photon_counts": optional(k.POSITION_PHOTON_COUNTS),
+            "extra_attrs": extra,
+        }
+    for key in (k.OBJECT, k.PROBE):
+        dtype = np.asarray(fields[key]).dtype
+        if dtype == np.complex128:
+            logger.info("%s: %r stored as complex128; read as complex64", path, key)
+    try:
+        return PtychodusProduct(**fields)
+    except ValueError as exc:
+        raise ValueError(f"{path}: invalid Ptychodus product: {exc}") from None
+
+
+def write_product(product: PtychodusProduct, path: str | os.PathLike[str], *,
+                  backend: Backend = "auto") -> Path:
+    """Write a product in the Ptychodus >= 1.7 HDF5 layout, atomically.
+
+    The file is first written to a temporary file in the destination directory and then moved
+    into place with :func:`os.replace`, so readers never see a partial file.
+
+    Parameters
+    ----------
+    product : PtychodusProduct
+        The product to write.
+    path : path-like
+        Destination (conventionally ``*.h5``); its directory must exist.
+    backend : {"auto", "ptychodus", "h5py"}
+        ``"auto"``: ``ptychodus.api.io.save_product`` when Ptychodus is installed, else (or for
+        a product its record cannot hold, e.g. an unknown polarization) the h5py writer;
+        ``"ptychodus"`` / ``"h5py"``: that one only. Both write the same file content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Notes
+    -----
+    Names, dtypes and the set of datasets mirror ``ptychodus.api.io.save_product`` 1.7:
+    ``object_layer_spacing_m`` is written even for one layer (empty), ``loss_epochs`` /
+    ``loss_values`` even when empty, ``polarization``, ``opr_weights`` and
+    ``probe_photon_counts`` only when set. No compression (like Ptychodus).
+    """
+    from ptychopinn.io.ptychodus import bridge
+
+    path = Path(path)
+    if bridge.use_ptychodus(backend):
+        try:
+            bridge.write_product_with_ptychodus(product, path)
+        except (ValueError, TypeError) as exc:
+            if backend == "ptychodus":
+                raise
+            logger.debug("%s: Ptychodus's writer refused the product (%s); writing with h5py",
+                         path, exc)
+        else:
+            logger.info("wrote Ptychodus product %s (%d positions)", path,
+                        product.num_positions)
+            return path
+    _write_product_h5py(product, path)
+    logger.info("wrote Ptychodus product %s (%d positions)", path, product.num_positions)
+    return path
+
+
+def _write_product_h5py(product: PtychodusProduct, path: Path) -> None:
+    import h5py
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        attrs = h5.attrs
+        attrs[k.NAME] = product.name
+        attrs[k.COMMENTS] = product.comments
+        attrs[k.DETECTOR_OBJECT_DISTANCE] = product.detector_object_distance_m
+        attrs[k.PHOTON_ENERGY] = product.photon_energy_eV
+        attrs[k.PROBE_PHOTON_COUNT] = product.probe_photon_count
+        attrs[k.EXPOSURE_TIME] = product.exposure_time_s
+        attrs[k.MASS_ATTENUATION] = product.mass_attenuation_m2_per_kg
+        attrs[k.TOMOGRAPHY_ANGLE] = product.tomography_angle_deg
+        attrs[k.FOCUS_OBJECT_DISTANCE] = product.focus_object_distance_m
+        attrs[k.TILT_ANGLE] = product.tilt_angle_deg
+        attrs[k.FAR_FIELD] = product.far_field
+        if product.polarization is not None:
+            attrs[k.POLARIZATION] = product.polarization
+        for key, value in product.extra_attrs.items():
+            attrs[key] = value
+
+        h5.create_dataset(k.POSITION_INDEXES, data=product.probe_position_indexes)
+        h5.create_dataset(k.POSITION_X, data=product.probe_position_x_m)
+        h5.create_dataset(k.POSITION_Y, data=product.probe_position_y_m)
+        if product.probe_photon_counts is not None:
+            h5.create_dataset(k.POSITION_PHOTON_COUNTS, data=product.probe_photon_counts)
+
+        h5_probe = h5.create_dataset(k.PROBE, data=product.probe)
+        if product.opr_weights is not None:
+            h5.create_dataset(k.OPR_WEIGHTS, data=product.opr_weights)
+        h5_probe.attrs[k.PIXEL_WIDTH] = product.probe_pixel_width_m
+        h5_probe.attrs[k.PIXEL_HEIGHT] = product.probe_pixel_height_m
+
+        h5_object = h5.create_dataset(k.OBJECT, data=product.object)
+        h5_object.attrs[k.CENTER_X] = product.object_center_x_m
+        h5_object.attrs[k.CENTER_Y] = product.object_center_y_m
+        h5_object.attrs[k.PIXEL_WIDTH] = product.object_pixel_width_m
+        h5_object.attrs[k.PIXEL_HEIGHT] = product.object_pixel_height_m
+        h5.create_dataset(k.LAYER_SPACING, data=product.object_layer_spacing_m)
+
+        h5.create_dataset(k.LOSS_EPOCHS, data=product.loss_epochs)
+        h5.create_dataset(k.LOSS_VALUES, data=product.loss_values)
+
+
+
+def product_from_reconstruction(
+    object: np.ndarray,  # noqa: A002 -- matches the product field name
+    probe: np.ndarray,
+    positions_rc: np.ndarray,
+    *,
+    pixel_size_m: float | tuple[float, float],
+    photon_energy_eV: float,  # noqa: N803
+    detector_object_distance_m: float,
+    name: str = "ptychopinn",
+    comments: str = "",
+    center_x_m: float = 0.0,
+    center_y_m: float = 0.0,
+    indexes: np.ndarray | None = None,
+    probe_photon_count: float = 0.0,
+    exposure_time_s: float = 0.0,
+    mass_attenuation_m2_per_kg: float = 0.0,
+    tomography_angle_deg: float = 0.0,
+    loss_epochs: np.ndarray | None = None,
+    loss_values: np.ndarray | None = None,
+    far_field: bool = True,
+) -> PtychodusProduct:
+    """Build a Ptychodus product from a ptychopinn reconstruction.
+
+    Parameters
+    ----------
+    object : numpy.ndarray
+        (H, W) complex object on the object-pixel grid.
+    probe : numpy.ndarray
+        (N, N) complex probe on the same grid (its pixel size is the object's).
+    positions_rc : numpy.ndarray
+        (M, 2) ptychopinn positions (row, col): object pixel under probe index (N // 2, N // 2).
+    pixel_size_m : float or (float, float)
+        Object pixel size in metres, or (height_m, width_m). For a product Ptychodus will pair
+        with diffraction data, use :func:`far_field_pixel_size_m` so the sampling agrees.
+    photon_energy_eV : float
+        Photon energy in eV.
+    detector_object_distance_m : float
+        Sample-detector distance in metres.
+    name, comments : str
+        Product name and comments.
+    center_x_m, center_y_m : float
+        Physical position of the object array centre (default 0: positions relative to it).
+    indexes : numpy.ndarray, optional
+        (M,) scan indexes; default ``arange(M)``.
+    probe_photon_count, exposure_time_s, mass_attenuation_m2_per_kg, tomography_angle_deg : float
+        Product metadata (0 when unknown).
+    loss_epochs, loss_values : numpy.ndarray, optional
+        Training/reconstruction history.
+    far_field : bool
+        Propagation regime flag.
+
+    Returns
+    -------
+    PtychodusProduct
+        One OPR mode, one incoherent mode, one object layer. Positions in metres such that
+        :func:`reconstruction_from_product` returns ``positions_rc`` to float precision.
+    """
+    if np.ndim(pixel_size_m) == 0:
+        pixel_h = pixel_w = float(pixel_size_m)  # type: ignore[arg-type]
+    else:
+        pixel_h, pixel_w = (float(v) for v in pixel_size_m)  # type: ignore[union-attr]
+    obj = np.asarray(object)
+    prb = np.asarray(probe)
+    if obj.ndim != 2:
+        raise ValueError(f"object: expected a complex (H, W) array, got shape {obj.shape}")
+    if prb.ndim != 2:
+        raise ValueError(f"probe: expected a complex (N, N) array, got shape {prb.shape}")
+    rc = np.asarray(positions_rc, dtype=np.float64)
+    if rc.ndim != 2 or rc.shape[1] != 2 or not np.all(np.isfinite(rc)):
+        raise ValueError(f"positions_rc: expected finite (M, 2) (row, col), got shape {rc.shape}")
+    x_m, y_m = positions_px_to_m(
+        rc,
+        center_x_m=center_x_m,
+        center_y_m=center_y_m,
+        pixel_width_m=pixel_w,
+        pixel_height_m=pixel_h,
+        object_shape=obj.shape,
+        probe_shape=prb.shape,
+    )
+    if indexes is None:
+        indexes = np.arange(rc.shape[0], dtype=np.int64)
+    return PtychodusProduct(
+        name=name,
+        comments=comments,
+        detector_object_distance_m=detector_object_distance_m,
+        photon_energy_eV=photon_energy_eV,
+        probe_photon_count=probe_photon_count,
+        exposure_time_s=exposure_time_s,
+        mass_attenuation_m2_per_kg=mass_attenuation_m2_per_kg,
+        tomography_angle_deg=tomography_angle_deg,
+        probe_position_indexes=indexes,
+        probe_position_x_m=x_m,
+        probe_position_y_m=y_m,
+        probe=prb,
+        probe_pixel_width_m=pixel_w,
+        probe_pixel_height_m=pixel_h,
+        object=obj,
+        object_center_x_m=center_x_m,
+        object_center_y_m=center_y_m,
+        object_pixel_width_m=pixel_w,
+        object_pixel_height_m=pixel_h,
+        loss_epochs=empty_int() if loss_epochs is None else loss_epochs,
+        loss_values=empty_float() if loss_values is None else loss_values,
+        far_field=far_field,
+    )
+
+
+def check_probe_on_object_grid(product: PtychodusProduct) -> None:
+    for probe_px, obj_px, what in (
+        (product.probe_pixel_width_m, product.object_pixel_width_m, "width"),
+        (product.probe_pixel_height_m, product.object_pixel_height_m, "height"),
+    ):
+        if not math.isclose(probe_px, obj_px, rel_tol=1e-6):
+            raise ValueError(
+                f"probe pixel {what} {probe_px:.6g} m differs from object pixel {what} "
+                f"{obj_px:.6g} m; ptychopinn needs the probe on the object pixel grid"
+            )
+
+
+def reconstruction_from_product(
+    product: PtychodusProduct,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Extract ptychopinn arrays from a Ptychodus product.
+
+    Parameters
+    ----------
+    product : PtychodusProduct
+        Product whose probe is sampled on the object pixel grid.
+
+    Returns
+    -------
+    object2d : numpy.ndarray
+        (H, W) complex64, the first object layer (copy).
+    probe2d : numpy.ndarray
+        (h, w) complex64, the first OPR mode's first incoherent mode (copy); OPR weights are
+        ignored.
+    positions_rc : numpy.ndarray
+        (P, 2) float64 ptychopinn positions (row, col) in object pixels, in the order of the
+        product's positions (:func:`positions_m_to_px` with ``probe_shape``).
+
+    Raises
+    ------
+    ValueError
+        If the probe and object pixel sizes differ (relative tolerance 1e-6).
+    """
+    check_probe_on_object_grid(product)
+    if product.object.shape[0] > 1:
+        logger.warning("product has %d object layers; using layer 0", product.object.shape[0])
+    if product.probe.shape[0] > 1 or product.probe.shape[1] > 1:
+        logger.warning(
+            "product probe has %d OPR x %d incoherent modes; using mode (0, 0)",
+            product.probe.shape[0],
+            product.probe.shape[1],
+        )
+    positions_rc = positions_m_to_px(
+        product.probe_position_x_m,
+        product.probe_position_y_m,
+        center_x_m=product.object_center_x_m,
+        center_y_m=product.object_center_y_m,
+        pixel_width_m=product.object_pixel_width_m,
+        pixel_height_m=product.object_pixel_height_m,
+        object_shape=product.object_shape,
+        probe_shape=product.probe_shape,
+    )
+    return product.object[0].copy(), product.probe[0, 0].copy(), positions_rc
+
