@@ -23,7 +23,6 @@ from torch import Tensor, nn
 
 from ptychopinn.physics.merge import group_canvas_size
 from ptychopinn.physics.patches import PatchGeometry
-from ptychopinn.physics.propagate import far_field, far_field_adjoint
 
 
 class CanvasRefiner(nn.Module):
@@ -84,11 +83,14 @@ class UnrolledNet(nn.Module):
         denom = cov + 1e-2 * cov.amax(dim=(-2, -1), keepdim=True)
         canvas = torch.ones(b, s, s, dtype=torch.complex64, device=target.device)
         mem = target.new_zeros(b, self.cfg.memory_channels, s, s)
+        # the modulus replacement commutes with the far field's centring shift: work in the
+        # unshifted FFT layout (far_field = fftshift ∘ fft2, so one ifftshift of the target)
+        target = torch.fft.ifftshift(target, dim=(-2, -1))
         for alpha, refine in zip(self.step, self.refiners, strict=True):
             psi = geo.extract(canvas) * probe
-            f = far_field(psi)
+            f = torch.fft.fft2(psi, norm="ortho")
             f_new = target * torch.sgn(f)  # measured modulus, current phase
-            dpsi = far_field_adjoint(f_new) - psi
+            dpsi = torch.fft.ifft2(f_new, norm="ortho") - psi
             upd = geo.place(dpsi * probe.conj()) / denom
             canvas = canvas + alpha * upd
             feats = torch.cat([torch.stack([canvas.real, canvas.imag, upd.real, upd.imag, cov_n],

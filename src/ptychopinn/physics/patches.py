@@ -99,18 +99,44 @@ class PatchGeometry:
         """(H, W) or (B, H, W) canvas -> (K, N, N) or (B, K, N, N) patches."""
         n = self.n
         support = self._mask(obj.reshape(-1)[self.flat])  # (K, N+1, N+1)
-        w00, w01, w10, w11 = self._weights(obj.dtype)
-        out = (w00 * support[:, :n, :n] + w01 * support[:, :n, 1:]
-               + w10 * support[:, 1:, :n] + w11 * support[:, 1:, 1:])
+        fy, fx = self._fracs(obj.dtype)
+        r = torch.view_as_real(support) if support.is_complex() else support[..., None]
+        # separable bilinear interpolation: two lerps on real views (complex × real weights
+        # would be promoted to a full complex product)
+        rows = torch.lerp(r[:, :n], r[:, 1:], fy)  # (K, N, N+1, 2|1)
+        out = torch.lerp(rows[:, :, :n], rows[:, :, 1:], fx)
+        out = torch.view_as_complex(out) if support.is_complex() else out[..., 0]
         return out if self.batch is None else out.reshape(self.batch, -1, n, n)
+
+    def _fracs(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """Fractional parts (fy, fx), each (K, 1, 1, 1), in the real dtype matching ``dtype``."""
+        key = (dtype, "frac")
+        if key not in self._w:
+            rdtype = torch.float64 if dtype in (torch.float64, torch.complex128) else torch.float32
+            f = self.frac.to(rdtype)
+            self._w[key] = (f[:, 0, None, None, None], f[:, 1, None, None, None])
+        return self._w[key]
 
     def place(self, patches: Tensor) -> Tensor:
         """Adjoint of :meth:`extract`: patches added into (H, W) or (B, H, W) canvases."""
         n = self.n
         h, w = self.shape
-        support = self._mask(_splat(patches.reshape(-1, n, n), self._weights(patches.dtype)))
+        p = patches.reshape(-1, n, n)
+        fy, fx = self._fracs(p.dtype)
+        cplx = p.is_complex()
+        r = torch.view_as_real(p) if cplx else p[..., None]  # (K, N, N, 2|1)
+        # adjoint of the two lerps, in reverse order (columns, then rows): with the input
+        # zero-padded by one on both sides, support[j] = (1 - f)·x[j] + f·x[j - 1] is a lerp
+        rp = torch.nn.functional.pad(r, (0, 0, 1, 1))  # (K, N, N+2, d)
+        cols = torch.lerp(rp[:, :, 1:], rp[:, :, :-1], fx)  # (K, N, N+1, d)
+        cp = torch.nn.functional.pad(cols, (0, 0, 0, 0, 1, 1))  # (K, N+2, N+1, d)
+        sup = torch.lerp(cp[:, 1:], cp[:, :-1], fy)  # (K, N+1, N+1, d)
+        if self.valid is not None:
+            sup = sup * self.valid[..., None].to(sup.dtype)
+        # index_add on the complex view: a (size, 2) real target takes a slow scatter path
+        sup = torch.view_as_complex(sup) if cplx else sup[..., 0]
         size = h * w * (self.batch or 1)
-        out = patches.new_zeros(size).index_add(0, self.flat.reshape(-1), support.reshape(-1))
+        out = p.new_zeros(size).index_add_(0, self.flat.reshape(-1), sup.reshape(-1))
         return out.reshape(h, w) if self.batch is None else out.reshape(self.batch, h, w)
 
 
