@@ -88,7 +88,7 @@ def part_train(out: TextIO, a: argparse.Namespace) -> int:
         run = Path(a.work) / f"run_bs{bs}"
         t0 = time.perf_counter()
         r = train(train_d, run, cfg)
-        _emit(out, "train", batch_size=bs, gridsize=cfg.model.gridsize,
+        _emit(out, "train", batch_size=bs, gridsize=cfg.grouping.gridsize,
               patterns_per_s=round(r.patterns_per_second, 1), epochs=r.epochs_completed,
               fit_s=round(r.train_seconds, 1), wall_s=round(time.perf_counter() - t0, 1),
               n_patterns=train_d.n_patterns, probe=probe, run_dir=str(run), device=r.device,

@@ -39,13 +39,9 @@ def scene(photons: float, n_positions: int, seed: int = 7, object_kind: str = "l
 
 def config_from(overrides: dict, minutes: float | None, epochs: int | None = None
                 ) -> RunConfig:
-    """RunConfig with JSON section overrides; ``model.gridsize`` follows ``grouping``."""
+    """RunConfig with JSON section overrides (an older ``model.gridsize`` sets grouping's)."""
     model = dict(overrides.get("model", {}))
     grouping = dict(overrides.get("grouping", {}))
-    if "gridsize" in model and "gridsize" not in grouping:
-        grouping["gridsize"] = model["gridsize"]
-    if "gridsize" in grouping:
-        model["gridsize"] = grouping["gridsize"]
     train_o = {"show_progress": False, **overrides.get("train", {}),
                "epochs": epochs or 100_000, "max_minutes": minutes}
     return RunConfig().with_overrides(model=model, grouping=grouping, train=train_o)

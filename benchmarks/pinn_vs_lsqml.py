@@ -74,7 +74,7 @@ def run_dose(photons: float, a: argparse.Namespace, out: Path) -> dict:
 
     # --- PINN: train (time budget), then timed inference incl. stitching on the test half
     cfg = RunConfig().with_overrides(
-        model={"kind": "pinn", "gridsize": 2}, grouping={"gridsize": 2},
+        model={"kind": "pinn"}, grouping={"gridsize": 2},
         train={"epochs": 100_000, "max_minutes": a.minutes, "show_progress": False})
     run = out / f"run_pinn_{tag}"
     t0 = time.perf_counter()

@@ -459,8 +459,7 @@ def _train(data_path: Path, run: Path, epochs: int, *, retrain: bool) -> dict[st
     if run.exists():
         shutil.rmtree(run)
     data = load_dataset(data_path)
-    cfg = RunConfig().with_overrides(model={"n": PATCH, "gridsize": 2},
-                                     grouping={"gridsize": 2},
+    cfg = RunConfig().with_overrides(grouping={"gridsize": 2},
                                      train={"epochs": epochs, "show_progress": False,
                                             "accelerator": "cpu", "devices": 1})
     r = train(data, run, cfg, data_path=data_path)

@@ -54,8 +54,7 @@ def main() -> None:
     for name in a.models.split(","):
         kind, gs = ("baseline", 1) if name == "baseline" else ("pinn", int(name[-1]))
         cfg = RunConfig().with_overrides(
-            model={"kind": kind, "gridsize": gs,
-                   **(json.loads(a.model_overrides) if kind == "pinn" else {})},
+            model={"kind": kind, **(json.loads(a.model_overrides) if kind == "pinn" else {})},
             grouping={"gridsize": gs},
             train={"epochs": 10_000, "max_minutes": a.minutes, "show_progress": False})
         run = a.out / f"run_{name}"

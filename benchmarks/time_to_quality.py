@@ -394,7 +394,6 @@ def run(a: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     threads = torch.get_num_threads()
     train_over = {"epochs": 1} if a.quick else {"epochs": 1_000_000}
     base = RunConfig().with_overrides(
-        model={"n": scene.patch_size},
         train={**train_over, "max_minutes": a.minutes, "show_progress": False})
     configs = {n: variant_config(j, base, n) for n, j in variants}
     for n, d in reused:

@@ -63,7 +63,7 @@ def test_simulate_cli_defaults_are_simulation_config_defaults():
     ("--epochs", "train", "epochs"), ("--batch-size", "train", "batch_size"),
     ("--seed", "train", "seed"), ("--accelerator", "train", "accelerator"),
     ("--devices", "train", "devices"), ("--strategy", "train", "strategy"),
-    ("--gridsize", "model", "gridsize"),
+    ("--gridsize", "grouping", "gridsize"),
 ])
 def test_train_help_fallbacks_are_the_config_defaults(option, section, field):
     from ptychopinn.config import RunConfig

@@ -30,18 +30,15 @@ def _cmd_train(a: argparse.Namespace) -> int:
         kind = a.model or "pinn"
         rec = recommended(kind)
         cfg = RunConfig().with_overrides(model={**rec.pop("model", {}), "kind": kind}, **rec)
-    model_over: dict = {"kind": kind, "gridsize": a.gridsize}
-    if kind == "baseline" and a.gridsize is None:
-        model_over["gridsize"] = 1
+    gridsize = 1 if kind == "baseline" and a.gridsize is None else a.gridsize
     from ptychopinn.data.io import load_dataset
 
     data = load_dataset(a.data)
     if a.probe is not None:
         data = _with_probe(data, a.probe)
-    model_over["n"] = data.patch_size
-    cfg = cfg.with_overrides(
-        model=model_over,
-        grouping={"gridsize": model_over["gridsize"] or cfg.model.gridsize},
+    cfg = cfg.with_overrides(  # the patch size comes from the data, not the config
+        model={"kind": kind},
+        grouping={"gridsize": gridsize},
         train={"epochs": a.epochs, "max_minutes": a.max_minutes, "seed": a.seed,
                "batch_size": a.batch_size, "devices": a.devices, "strategy": a.strategy,
                "accelerator": a.accelerator},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -12,6 +13,12 @@ from ptychopinn.data.grouping import GroupingConfig
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.models.pinn import ModelConfig
 from ptychopinn.schema import build_section, check_keys, read_yaml
+
+logger = logging.getLogger(__name__)
+
+#: Keys that older configs and bundles carry in the model section: ``gridsize`` now lives in
+#: ``grouping`` only, the patch size ``n`` comes from the data (recorded in the bundle).
+LEGACY_MODEL_KEYS: tuple[str, ...] = ("n", "gridsize")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,16 +55,20 @@ class TrainConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
-    """Everything a training run needs: model, grouping and training sections."""
+    """Everything a training run needs: model, grouping and training sections.
+
+    The group side lives in ``grouping.gridsize`` only (the network's C = gridsize² channels are
+    derived from it where the model is built); the patch size comes from the data.
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        if self.model.gridsize != self.grouping.gridsize:
-            raise ValueError(f"model.gridsize ({self.model.gridsize}) and grouping.gridsize "
-                             f"({self.grouping.gridsize}) differ")
+        if self.model.kind == "baseline" and self.grouping.gridsize != 1:
+            raise ValueError(f"the supervised baseline uses grouping.gridsize 1, got "
+                             f"{self.grouping.gridsize}")
         gi = self.grouping.inference_gridsize
         from ptychopinn.models.registry import CANVAS_KINDS
 
@@ -73,12 +84,17 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, source: str = "<dict>") -> RunConfig:
         """Build from a nested dict: values coerced to the field types (YAML's ``1e-3`` is a
-        float), unknown sections/keys and bad values refused with one line."""
+        float), unknown sections/keys and bad values refused with one line.
+
+        Older configs' ``model.gridsize`` moves to ``grouping.gridsize`` (refused if both are
+        given and differ); their ``model.n`` is dropped (the patch size comes from the data).
+        """
         sections = {"model": ModelConfig, "grouping": GroupingConfig, "train": TrainConfig}
         if not isinstance(d, dict):
             raise PtychoInputError("expected a mapping with sections model/grouping/train",
                                    path=source)
         check_keys(d, sections, section=None, source=source)
+        d = migrate_legacy(d, source=source)
         kwargs = {name: build_section(klass, d.get(name), section=name, source=source)
                   for name, klass in sections.items()}
         try:
@@ -87,11 +103,39 @@ class RunConfig:
             raise PtychoInputError(str(e), path=source) from None
 
     def with_overrides(self, **sections: dict[str, Any]) -> RunConfig:
-        """A copy with some fields replaced, e.g. ``model={"gridsize": 1}``."""
+        """A copy with some fields replaced (None values ignored), e.g.
+        ``grouping={"gridsize": 1}``; an older ``model={"gridsize": g}`` sets grouping's."""
         d = self.to_dict()
-        for name, upd in sections.items():
-            d[name].update({k: v for k, v in upd.items() if v is not None})
+        given = {name: {k: v for k, v in upd.items() if v is not None}
+                 for name, upd in sections.items()}
+        for name, upd in migrate_legacy(given, source="overrides").items():
+            d[name].update(upd)
         return RunConfig.from_dict(d)
+
+
+def migrate_legacy(d: dict[str, Any], *, source: object = "<dict>") -> dict[str, Any]:
+    """Run-config sections ``d`` with the model section's :data:`LEGACY_MODEL_KEYS` moved
+    (``gridsize`` to ``grouping``; refused in one line if both differ) or dropped (``n``)."""
+    model = d.get("model")
+    if not isinstance(model, dict) or not any(k in model for k in LEGACY_MODEL_KEYS):
+        return d
+    model = dict(model)
+    out = {**d, "model": model}
+    if "n" in model:
+        logger.info("%s: model.n ignored (the patch size comes from the data)", source)
+        del model["n"]
+    if "gridsize" in model:
+        gs = model.pop("gridsize")
+        grouping = d.get("grouping")
+        grouping = dict(grouping) if isinstance(grouping, dict) else {}
+        if "gridsize" in grouping and grouping["gridsize"] != gs:
+            raise PtychoInputError(f"model.gridsize ({gs}) and grouping.gridsize "
+                                   f"({grouping['gridsize']}) differ; gridsize belongs in "
+                                   "grouping only", path=source, key="model.gridsize")
+        grouping.setdefault("gridsize", gs)
+        out["grouping"] = grouping
+        logger.info("%s: model.gridsize read as grouping.gridsize", source)
+    return out
 
 
 def _plain(x: Any) -> Any:
@@ -115,5 +159,5 @@ def save_config(cfg: RunConfig, path: str | os.PathLike) -> None:
         tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-__all__ = ["GroupingConfig", "ModelConfig", "RunConfig", "TrainConfig", "load_config",
-           "save_config"]
+__all__ = ["LEGACY_MODEL_KEYS", "GroupingConfig", "ModelConfig", "RunConfig", "TrainConfig",
+           "load_config", "migrate_legacy", "save_config"]

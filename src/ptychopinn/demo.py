@@ -62,8 +62,7 @@ def run_demo(cfg: DemoConfig) -> str:
                        ("Baseline", "baseline")):
         rec = recommended(kind)
         logger.info("[2/5] training %s (%s)", name, kind)
-        rc = RunConfig().with_overrides(
-            model={**rec.pop("model", {}), "kind": kind, "n": sim.patch_size}, **rec)
+        rc = RunConfig().with_overrides(model={**rec.pop("model", {}), "kind": kind}, **rec)
         rc = rc.with_overrides(train={"epochs": epochs, "max_minutes": minutes,
                                       "seed": cfg.seed})
         run_dir = out / f"run_{kind}"

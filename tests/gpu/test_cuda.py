@@ -35,7 +35,6 @@ def test_forward_model_on_cuda_matches_cpu(tiny_data):
 
 def test_training_and_inference_on_cuda(tiny_data, tmp_path):
     cfg = RunConfig().with_overrides(
-        model={"n": tiny_data.patch_size},
         train={"epochs": 2, "accelerator": "gpu", "devices": 1, "show_progress": False})
     res = train(tiny_data, tmp_path / "run", cfg)
     assert res.device == "gpu" and res.epochs_completed == 2 and res.patterns_per_second > 0

@@ -37,7 +37,7 @@ def tiny_config(**kw) -> SimulationConfig:
 
 def _cfg(kind: str = "pinn", epochs: int = 2) -> RunConfig:
     gs = 1 if kind == "baseline" else 2
-    model = {"n": 16, "kind": kind, "gridsize": gs}
+    model = {"kind": kind}
     if kind == "unrolled":
         model["n_iterations"] = 2
     return RunConfig().with_overrides(model=model, grouping={"gridsize": gs},

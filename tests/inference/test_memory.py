@@ -63,8 +63,7 @@ def test_peak_memory_is_bounded_by_the_batch_not_the_scan(tmp_path):
     the small scan's within 64 MiB, where reading the stack whole would add all 406 MiB."""
     seed = simulate(SimulationConfig(object_size=N + 40, patch_size=N, n_positions=64, seed=1,
                                      photons=1e3, scan="raster", step=4.0))
-    cfg = RunConfig().with_overrides(model={"n": N, "gridsize": 1, "n_filters_scale": 0.25},
-                                     grouping={"gridsize": 1})
+    cfg = RunConfig().with_overrides(model={"n_filters_scale": 0.25}, grouping={"gridsize": 1})
     torch.manual_seed(0)
     model, _ = build_model(cfg, seed)
     bundle = save_bundle(model, tmp_path / "model.zip")

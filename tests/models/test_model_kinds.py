@@ -38,8 +38,7 @@ def test_unknown_kind_on_the_cli_exits_2(tmp_path, tiny_npz, capsys):
 @pytest.mark.parametrize("kind", NETWORK_KINDS)
 def test_each_kind_trains_bundles_and_infers(kind, tmp_path, tiny_data, tiny_npz):
     gs = 1 if kind == "baseline" else 2
-    cfg = RunConfig().with_overrides(model={"n": 16, "kind": kind, "gridsize": gs},
-                                     grouping={"gridsize": gs},
+    cfg = RunConfig().with_overrides(model={"kind": kind}, grouping={"gridsize": gs},
                                      train={"epochs": 1, "show_progress": False})
     run = tmp_path / kind
     train(tiny_data, run, cfg)
@@ -57,7 +56,7 @@ def test_each_kind_trains_bundles_and_infers(kind, tmp_path, tiny_data, tiny_npz
 
 
 def test_unrolled_gradient_reaches_every_parameter(tiny_data):
-    cfg = RunConfig().with_overrides(model={"n": 16, "kind": "unrolled", "n_iterations": 2})
+    cfg = RunConfig().with_overrides(model={"kind": "unrolled", "n_iterations": 2})
     model, _ = build_model(cfg, tiny_data)
     amp = torch.from_numpy(tiny_data.diffraction[:8].reshape(2, 4, 16, 16))
     offsets = torch.randn(2, 4, 2)
@@ -76,7 +75,7 @@ def test_unrolled_patches_agree_on_overlaps(tiny_data):
     """All members are cut from one canvas: merging them changes nothing."""
     from ptychopinn.physics.merge import merge_and_recut
 
-    cfg = RunConfig().with_overrides(model={"n": 16, "kind": "unrolled", "n_iterations": 2})
+    cfg = RunConfig().with_overrides(model={"kind": "unrolled", "n_iterations": 2})
     model, _ = build_model(cfg, tiny_data)
     amp = torch.from_numpy(tiny_data.diffraction[:8].reshape(2, 4, 16, 16))
     offsets = torch.tensor([[[-2.0, -2], [-2, 2], [2, -2], [2, 2]]] * 2)
@@ -90,7 +89,7 @@ def test_unrolled_does_not_depend_on_member_count():
     """Weights act on the canvas: one network serves groups of 4 and of 9 members."""
     from ptychopinn.models.unrolled import UnrolledNet
 
-    net = UnrolledNet(ModelConfig(kind="unrolled", n=16, n_iterations=2))
+    net = UnrolledNet(ModelConfig(kind="unrolled", n_iterations=2))
     probe = torch.ones(16, 16, dtype=torch.complex64)
     for c in (1, 4, 9):
         out = net(torch.rand(3, c, 16, 16), torch.randn(3, c, 2), probe)
@@ -99,7 +98,7 @@ def test_unrolled_does_not_depend_on_member_count():
 
 def test_unrolled_infers_with_larger_groups_and_others_refuse(tmp_path, tiny_data):
     cfg = RunConfig().with_overrides(
-        model={"n": 16, "kind": "unrolled", "n_iterations": 2},
+        model={"kind": "unrolled", "n_iterations": 2},
         grouping={"inference_gridsize": 3}, train={"epochs": 1, "show_progress": False})
     train(tiny_data, tmp_path / "u", cfg)
     r = reconstruct(tmp_path / "u", tiny_data, InferConfig(show_progress=False))
@@ -108,8 +107,7 @@ def test_unrolled_infers_with_larger_groups_and_others_refuse(tmp_path, tiny_dat
     assert r2.info["gridsize"] == 2 and r2.info["n_groups"] > r.info["n_groups"]
     with pytest.raises(PtychoInputError, match="only model.kind 'unrolled'"):
         RunConfig.from_dict({"grouping": {"inference_gridsize": 3}})
-    pinn = RunConfig().with_overrides(model={"n": 16}, train={"epochs": 1,
-                                                              "show_progress": False})
+    pinn = RunConfig().with_overrides(train={"epochs": 1, "show_progress": False})
     train(tiny_data, tmp_path / "p", pinn)
     with pytest.raises(PtychoInputError, match="trained for gridsize 2 and cannot infer"):
         reconstruct(tmp_path / "p", tiny_data, InferConfig(show_progress=False, gridsize=3))
@@ -122,7 +120,8 @@ def test_cli_train_unrolled_uses_the_recommended_grouping_and_config_kind_is_kep
     assert main(["train", "--data", str(tiny_npz), "--out", str(tmp_path / "u"), "--model",
                  "unrolled", "--epochs", "1"]) == 0
     cfg = yaml.safe_load((tmp_path / "u" / "config.yaml").read_text())
-    assert cfg["model"]["kind"] == "unrolled" and cfg["model"]["gridsize"] == 3
+    assert cfg["model"]["kind"] == "unrolled" and cfg["grouping"]["gridsize"] == 3
+    assert "gridsize" not in cfg["model"] and load_bundle(tmp_path / "u").gridsize == 3
     assert cfg["grouping"]["inference_gridsize"] == 5
     # a config file's kind is not overridden by the CLI's default
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(
@@ -136,14 +135,13 @@ def test_scan_with_fewer_patterns_than_a_group(tmp_path, tiny_data):
     """A sparse scan: the canvas network shrinks its groups; a CNN refuses in one line."""
     small = tiny_data.subset(np.arange(6))
     cfg = RunConfig().with_overrides(
-        model={"n": 16, "kind": "unrolled", "n_iterations": 2, "gridsize": 3},
+        model={"kind": "unrolled", "n_iterations": 2},
         grouping={"gridsize": 3, "neighbor_count": 8, "inference_gridsize": 5},
         train={"epochs": 1, "show_progress": False})
     train(tiny_data, tmp_path / "u", cfg)
     r = reconstruct(tmp_path / "u", small, InferConfig(show_progress=False))
     assert r.info["gridsize"] == 2 and np.isfinite(r.object).all()
-    pinn = RunConfig().with_overrides(model={"n": 16, "gridsize": 3},
-                                      grouping={"gridsize": 3, "neighbor_count": 8},
+    pinn = RunConfig().with_overrides(grouping={"gridsize": 3, "neighbor_count": 8},
                                       train={"epochs": 1, "show_progress": False})
     train(tiny_data, tmp_path / "p", pinn)
     with pytest.raises(PtychoInputError, match="only 6 patterns but the model groups 9"):
@@ -156,7 +154,7 @@ def test_cli_infer_bad_gridsize_is_one_line_and_writes_nothing(gridsize, words, 
                                                                tiny_data, tiny_npz, capsys):
     run = tmp_path / "p"
     train(tiny_data, run, RunConfig().with_overrides(
-        model={"n": 16}, train={"epochs": 1, "show_progress": False}))
+        train={"epochs": 1, "show_progress": False}))
     capsys.readouterr()
     code = main(["infer", "--model", str(run), "--data", str(tiny_npz), "--out",
                  str(tmp_path / "out"), "--gridsize", gridsize])

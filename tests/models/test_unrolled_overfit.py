@@ -14,7 +14,7 @@ def test_unrolled_network_overfits_a_noise_free_scan_and_recovers_phase(tmp_path
                                      scan="raster", step=3.0, n_positions=81, noise=False,
                                      photons=1e6, seed=5, probe_defocus=1.0))
     cfg = RunConfig().with_overrides(
-        model={"n": 16, "kind": "unrolled", "gridsize": 3},
+        model={"kind": "unrolled"},
         grouping={"gridsize": 3, "neighbor_count": 12, "inference_gridsize": 5},
         train={"epochs": 15, "learning_rate": 5e-3, "batch_size": 4,  # ~30 s on 2 cores
                "show_progress": False, "val_fraction": 0.0})

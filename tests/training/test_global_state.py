@@ -19,8 +19,7 @@ from ptychopinn.training.isolation import LIGHTNING_TIP_LOGGERS
 
 
 def _cfg(seed: int = 3) -> RunConfig:
-    return RunConfig().with_overrides(model={"n": 16}, train={"epochs": 1, "seed": seed,
-                                                               "show_progress": False})
+    return RunConfig().with_overrides(train={"epochs": 1, "seed": seed, "show_progress": False})
 
 
 def _snapshot() -> dict:

@@ -28,7 +28,7 @@ def test_noise_free_overfit_reaches_ground_truth():
     torch.manual_seed(0)
     data = simulate(SimulationConfig(object="lines", object_size=48, patch_size=16, scan="raster",
                                      step=3.0, n_positions=81, noise=False, photons=1e6, seed=5))
-    cfg = RunConfig().with_overrides(model={"n": 16, "learn_scale": False})
+    cfg = RunConfig().with_overrides(model={"learn_scale": False})
     model, consts = build_model(cfg, data)
     groups = make_groups(data.positions, GroupingConfig(gridsize=2), rng=0)  # (G, 4)
     pos = torch.from_numpy(data.positions[groups].reshape(-1, 2))

@@ -18,8 +18,7 @@ from ptychopinn.training.bundle import load_bundle
 
 
 def _cfg(**train):
-    return RunConfig().with_overrides(model={"n": 16}, train={"epochs": 1, "show_progress": False,
-                                                               **train})
+    return RunConfig().with_overrides(train={"epochs": 1, "show_progress": False, **train})
 
 
 @pytest.fixture(scope="module")
@@ -182,20 +181,22 @@ def test_yaml_config_unknown_key_and_cli_override(tmp_path, tiny_npz, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "unknown key(s) ['widht'] in section 'model'" in err
     good = tmp_path / "good.yaml"
-    good.write_text("model:\n  gridsize: 2\ngrouping:\n  gridsize: 2\ntrain:\n  epochs: 5\n")
+    good.write_text("grouping:\n  gridsize: 2\ntrain:\n  epochs: 5\n")
     assert main(["train", "--data", str(tiny_npz), "--out", str(tmp_path / "r2"), "--config",
                  str(good), "--epochs", "1", "--gridsize", "1"]) == 0
     ran = load_config(tmp_path / "r2" / "config.yaml")
-    assert ran.train.epochs == 1 and ran.model.gridsize == 1 and ran.grouping.gridsize == 1
+    assert ran.train.epochs == 1 and ran.grouping.gridsize == 1
+    assert "gridsize" not in ran.to_dict()["model"] and "n" not in ran.to_dict()["model"]
 
 
 def test_model_sizes_32_64_128():
     for n in (32, 64, 128):
-        cfg = ModelConfig(n=n)
+        cfg = ModelConfig()
         from ptychopinn.models.pinn import PINN
 
-        m = PINN(cfg, torch.ones(n, n, dtype=torch.complex64), input_scale=1.0,
+        m = PINN(cfg, torch.ones(n, n, dtype=torch.complex64), gridsize=2, input_scale=1.0,
                  intensity_scale=1.0)
+        assert (m.n, m.gridsize, m.net.encoder.net[0][0].in_channels) == (n, 2, 4)
         out = m(torch.rand(2, 4, n, n), torch.randn(2, 4, 2))
         assert out["patches"].shape == (2, 4, n, n)
         assert float(torch.angle(out["raw"].detach()).abs().max()) < 0.3  # phase starts near 0

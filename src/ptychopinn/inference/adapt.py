@@ -108,7 +108,7 @@ def check_adaptable(bundle: Bundle, data: PtychoData) -> None:
         raise PtychoInputError(f"model.kind {kind!r} is supervised (trained against labels) "
                                f"and cannot adapt to a scan; adaptation needs a physics-loss "
                                f"model ({', '.join(PHYSICS_KINDS)})")
-    n = bundle.model.cfg.n
+    n = bundle.model.n
     if data.patch_size != n:
         raise PtychoInputError(f"patterns are {data.patch_size}x{data.patch_size} but the "
                                f"model expects {n}x{n}; adaptation cannot change the pattern "
@@ -127,10 +127,9 @@ def adaptation_run_config(bundle: Bundle, cfg: AdaptConfig):
     from ptychopinn.config import RunConfig, TrainConfig
 
     man = bundle.manifest
-    model_cfg = bundle.model.cfg
     known = {f.name for f in fields(GroupingConfig)}
-    g = {k: v for k, v in (man.get("grouping_config") or {"gridsize": model_cfg.gridsize}
-                           ).items() if k in known}
+    g = {k: v for k, v in (man.get("grouping_config") or {}).items() if k in known}
+    g["gridsize"] = bundle.gridsize  # the network's group side
     g.update(n_groups=None, n_subsample=None, enable_oversampling=False,
              neighbor_pool_size=None)
     grouping = GroupingConfig(**g)
@@ -143,7 +142,7 @@ def adaptation_run_config(bundle: Bundle, cfg: AdaptConfig):
         batch_size=cfg.batch_size or int(tc.get("batch_size", TrainConfig().batch_size)),
         val_fraction=0.0, accelerator=cfg.accelerator, devices=1, strategy="auto",
         seed=cfg.seed, show_progress=cfg.show_progress)
-    return RunConfig(model=model_cfg, grouping=grouping, train=train_cfg)
+    return RunConfig(model=bundle.model.cfg, grouping=grouping, train=train_cfg)
 
 
 def physics_loss(bundle: Bundle, data: PtychoData, *, batch_size: int = 64) -> float:
@@ -162,7 +161,7 @@ def physics_loss(bundle: Bundle, data: PtychoData, *, batch_size: int = 64) -> f
     gcfg = bundle.manifest.get("grouping_config") or {}
     pool = (int(gcfg.get("neighbor_count", 6)) if gcfg.get("inference_members") == "pool"
             else None)
-    groups = covering_groups(data.positions, model.cfg.gridsize, pool=pool)
+    groups = covering_groups(data.positions, model.gridsize, pool=pool)
     module = ReconModule(model, learning_rate=1.0)
     total, count = 0.0, 0
     try:

@@ -125,7 +125,7 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
         if adapt_dir is None:
             adapt_info["adapted_model"] = None
     model = bundle.model
-    n = model.cfg.n
+    n = model.n
     if data.patch_size != n:
         from ptychopinn.errors import PtychoInputError
 
@@ -138,7 +138,7 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     m = data.n_patterns
     gcfg = bundle.manifest.get("grouping_config") or {}
     canvas_net = getattr(model.net, "physics_inside", False)
-    g = _inference_gridsize(model.cfg.kind, model.cfg.gridsize,
+    g = _inference_gridsize(model.cfg.kind, model.gridsize,
                             cfg.gridsize or gcfg.get("inference_gridsize"), m, canvas_net,
                             data.source)
     t_net = t_stitch = t_read = 0.0

@@ -65,8 +65,8 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
         if (out_dir / ADAPTED_DIR).exists():
             raise PtychoInputError("already holds an adapted model; choose another --out or "
                                    "remove it", path=out_dir / ADAPTED_DIR)
-    if data.patch_size != bundle.model.cfg.n:
-        n = bundle.model.cfg.n
+    if data.patch_size != bundle.model.n:
+        n = bundle.model.n
         raise PtychoInputError(f"patterns are {data.patch_size}x{data.patch_size} but the model "
                                f"expects {n}x{n}", path=data.source)
     adapt_info: dict = {}

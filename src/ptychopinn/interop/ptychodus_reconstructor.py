@@ -110,7 +110,7 @@ def default_run_config() -> RunConfig:
     """Training configuration used when none is given: ``RunConfig()`` without progress bars.
 
     That is a PINN with gridsize 2, 30 epochs, batch size 16, learning rate 2e-3, seed 0 and 5 %
-    validation groups; ``model.n`` is always set to the pattern size at training time.
+    validation groups; the network's patch size is the patterns'.
     """
     return RunConfig().with_overrides(train={"show_progress": False})
 
@@ -305,7 +305,7 @@ class PtychopinnReconstructor(TrainableReconstructor):
     ----------
     run_config : RunConfig, optional
         Training configuration (default :func:`default_run_config`). A ``config.yaml`` in the
-        training directory replaces it; ``model.n`` always follows the pattern size.
+        training directory replaces it; the patch size always comes from the patterns.
     infer_config : InferConfig, optional
         Inference options (default: ``InferConfig(show_progress=False)``).
     model_path : path-like, optional
@@ -501,8 +501,6 @@ class PtychopinnReconstructor(TrainableReconstructor):
             data = load_dataset(source)
         else:
             data = source
-        if cfg.model.n != data.patch_size:
-            cfg = cfg.with_overrides(model={"n": data.patch_size})
         run_dir = _fresh_run_dir(output_path)
         result = train(data, run_dir, cfg, data_path=source if isinstance(source, Path) else None)
         self.load_model_from_file(result.bundle_path)

@@ -1,6 +1,8 @@
 """The PtychoPINN network: diffraction amplitudes of a group -> complex object patches.
 
 Plain ``nn.Module``s (no Lightning, no I/O). Shapes: B groups, C = gridsize² members, N pixels.
+The patch size N comes from the data (the probe's shape) and the group side from
+``grouping.gridsize``; neither is part of :class:`ModelConfig`.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from ptychopinn.physics.merge import merge_and_recut
 class ModelConfig:
     """Network and physics options.
 
-    ``kind`` one of :data:`ptychopinn.models.registry.KINDS`; ``n`` patch size (pixels, a power
-    of two ≥ 16); ``gridsize`` (C = gridsize²);
+    ``kind`` one of :data:`ptychopinn.models.registry.KINDS`;
     ``n_filters_scale`` scales the base width of 16 filters; ``object_big`` merges the C
     patches per group; ``pad_object`` predicts the central N/2 region with the main decoder and
     the border with a small branch. ``n_iterations`` and ``refiner_width`` set the unrolled
@@ -29,8 +30,6 @@ class ModelConfig:
     """
 
     kind: str = "pinn"
-    n: int = 64
-    gridsize: int = 2
     n_filters_scale: float = 1.0
     amp_activation: Literal["sigmoid", "softplus", "exp"] = "sigmoid"
     object_big: bool = True
@@ -47,12 +46,6 @@ class ModelConfig:
         from ptychopinn.models.registry import check_kind
 
         check_kind(self.kind)
-        if self.n < 16 or self.n & (self.n - 1):
-            raise ValueError(f"n must be a power of two >= 16, got {self.n}")
-        if self.gridsize < 1:
-            raise ValueError(f"gridsize must be >= 1, got {self.gridsize}")
-        if self.kind == "baseline" and self.gridsize != 1:
-            raise ValueError("the supervised baseline uses gridsize 1")
         if self.n_filters_scale <= 0:
             raise ValueError(f"n_filters_scale must be > 0, got {self.n_filters_scale}")
         if self.amp_activation not in ("sigmoid", "softplus", "exp"):
@@ -66,20 +59,10 @@ class ModelConfig:
         if self.refiner_width < 1:
             raise ValueError(f"refiner_width must be >= 1, got {self.refiner_width}")
 
-    @property
-    def channels(self) -> int:
-        """C = gridsize²."""
-        return self.gridsize**2
-
-    @property
-    def n_stages(self) -> int:
-        """Encoder stages: 3 for N = 64, one more per doubling."""
-        return int(math.log2(self.n)) - 3
-
-    def widths(self) -> list[int]:
-        """Filters per encoder stage."""
+    def widths(self, n: int) -> list[int]:
+        """Filters per encoder stage for N = ``n``: 3 stages for N = 64, one more per doubling."""
         base = max(4, int(round(16 * self.n_filters_scale)))
-        return [base * 2**k for k in range(self.n_stages)]
+        return [base * 2**k for k in range(int(math.log2(n)) - 3)]
 
 
 def _block(cin: int, cout: int, norm: bool = False) -> nn.Sequential:
@@ -154,13 +137,16 @@ class Decoder(nn.Module):
 
 
 class ObjectNet(nn.Module):
-    """Encoder + amplitude and phase decoders: amplitudes (B, C, N, N) -> patches complex."""
+    """Encoder + amplitude and phase decoders: amplitudes (B, C, N, N) -> patches complex.
 
-    def __init__(self, cfg: ModelConfig):
+    ``n`` patch size N; ``channels`` C = gridsize² (both from the data and the grouping).
+    """
+
+    def __init__(self, cfg: ModelConfig, *, n: int, channels: int):
         super().__init__()
         self.cfg = cfg
-        w = cfg.widths()
-        c = cfg.channels
+        w = cfg.widths(n)
+        c = channels
         self.encoder = Encoder(c, w, cfg.batch_norm)
         self.amp = Decoder(w, c, pad_object=cfg.pad_object, norm=cfg.batch_norm)
         self.phase = Decoder(w, c, pad_object=cfg.pad_object, norm=cfg.batch_norm)
@@ -189,23 +175,31 @@ class PINN(nn.Module):
     ----------
     cfg : ModelConfig
     probe : Tensor (N, N) complex
-        Normalised probe (total power (N/2)²).
+        Normalised probe (total power (N/2)²); its size is the patch size N (:attr:`n`).
+    gridsize : int
+        Group side g (C = g² members per group), ``grouping.gridsize`` of the run.
     input_scale : float
         Multiplies measured amplitudes so the mean total energy per pattern is (N/2)².
     intensity_scale : float
         Initial s (model amplitude -> sqrt(counts)).
     """
 
-    def __init__(self, cfg: ModelConfig, probe: Tensor, *, input_scale: float,
+    def __init__(self, cfg: ModelConfig, probe: Tensor, *, gridsize: int, input_scale: float,
                  intensity_scale: float):
         super().__init__()
         self.cfg = cfg
+        self.gridsize = int(gridsize)
         from ptychopinn.models.registry import build_net
 
-        self.net = build_net(cfg)
+        self.net = build_net(cfg, n=int(probe.shape[-1]), gridsize=self.gridsize)
         self.physics = PtychoForward(probe, intensity_scale, learn_scale=cfg.learn_scale,
                                      probe_trainable=cfg.probe_trainable)
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
+
+    @property
+    def n(self) -> int:
+        """Patch size N (pixels), the probe's."""
+        return int(self.physics.probe.shape[-1])
 
     def predict_patches(self, amplitude: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor]:
         """Raw and (for object_big) merged patches, both (B, C, N, N) complex.

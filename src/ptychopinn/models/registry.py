@@ -29,9 +29,8 @@ CANVAS_KINDS: frozenset[str] = frozenset({"unrolled"})
 #: the learning curve, BENCHMARKS.md): the unrolled network learns more per step from groups of
 #: 9 neighbours and infers better from groups of 25 (more measurements per canvas).
 RECOMMENDED: dict[str, dict[str, dict]] = {
-    "unrolled": {"model": {"gridsize": 3},
-                 "grouping": {"gridsize": 3, "neighbor_count": 12, "inference_gridsize": 5}},
-    "baseline": {"model": {"gridsize": 1}, "grouping": {"gridsize": 1}},
+    "unrolled": {"grouping": {"gridsize": 3, "neighbor_count": 12, "inference_gridsize": 5}},
+    "baseline": {"grouping": {"gridsize": 1}},
 }
 
 
@@ -47,14 +46,38 @@ def check_kind(kind: str) -> None:
         raise ValueError(f"unknown model.kind {kind!r}; kinds: {', '.join(sorted(KINDS))}")
 
 
-def build_net(cfg) -> nn.Module:
-    """The network of ``cfg.kind`` (a :class:`~ptychopinn.models.pinn.ModelConfig`)."""
+def check_shape(kind: str, n: int, gridsize: int) -> None:
+    """Refuse (one line) a patch size or group side the network of ``kind`` cannot take."""
+    if n < 16 or n & (n - 1):
+        raise ValueError(f"patch size n must be a power of two >= 16, got {n}")
+    if gridsize < 1:
+        raise ValueError(f"gridsize must be >= 1, got {gridsize}")
+    if kind == "baseline" and gridsize != 1:
+        raise ValueError(f"the supervised baseline uses grouping.gridsize 1, got {gridsize}")
+
+
+def build_net(cfg, *, n: int, gridsize: int) -> nn.Module:
+    """The network of ``cfg.kind`` (a :class:`~ptychopinn.models.pinn.ModelConfig`) for
+    N×N patches (N from the data) in groups of C = ``gridsize``² (``grouping.gridsize``).
+
+    Each builder is called as ``builder(cfg, n=n, gridsize=gridsize)``.
+    """
     check_kind(cfg.kind)
-    return _builders()[cfg.kind](cfg)
+    check_shape(cfg.kind, n, gridsize)
+    return _builders()[cfg.kind](cfg, n=n, gridsize=gridsize)
+
+
+def _object_net(cfg, *, n: int, gridsize: int) -> nn.Module:
+    from ptychopinn.models.pinn import ObjectNet
+
+    return ObjectNet(cfg, n=n, channels=gridsize**2)
+
+
+def _unrolled_net(cfg, *, n: int, gridsize: int) -> nn.Module:
+    from ptychopinn.models.unrolled import UnrolledNet
+
+    return UnrolledNet(cfg)  # weights act on the canvas: independent of N and C
 
 
 def _builders() -> dict[str, Callable]:
-    from ptychopinn.models.pinn import ObjectNet
-    from ptychopinn.models.unrolled import UnrolledNet
-
-    return {"pinn": ObjectNet, "baseline": ObjectNet, "unrolled": UnrolledNet}
+    return {"pinn": _object_net, "baseline": _object_net, "unrolled": _unrolled_net}

@@ -180,8 +180,8 @@ def build_jobs(spec: StudySpec) -> list[Job]:
 def _train_params(spec: StudySpec, model: Any, job_id: str) -> dict[str, Any]:
     t = spec.training
     over = json.loads(getattr(model, "overrides_json", "{}"))
-    return {"model": {**over.get("model", {}), "kind": model.kind, "gridsize": model.gridsize,
-                      "n": spec.scene.patch_size},
+    # the network's group side in the grouping section only; its patch size is the data's
+    return {"model": {**over.get("model", {}), "kind": model.kind},
             "grouping": {**over.get("grouping", {}), "gridsize": model.gridsize},
             "train": {"epochs": t.epochs, "max_minutes": t.max_minutes,
                       "batch_size": t.batch_size, "learning_rate": t.learning_rate,

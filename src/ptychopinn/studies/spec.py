@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ptychopinn.config import TrainConfig
+from ptychopinn.config import GroupingConfig, TrainConfig, migrate_legacy
 from ptychopinn.data.simulate import SimulationConfig
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.schema import build_section, check_keys, coerce, default_of, read_yaml
@@ -138,12 +138,12 @@ class ModelSpec:
     PtychoPINN, ``baseline`` = supervised with gridsize 1, ``unrolled``, ...) or ``iterative``
     (pty-chi ``algorithm``). Names are table labels (``PtychoPINN``, ``Baseline``,
     ``PtyChi-LSQML``). ``overrides_json``: JSON of extra ``model``/``grouping`` config fields of
-    a network (from the YAML keys ``model:`` and ``grouping:`` of the entry).
+    a network (from the YAML keys ``model:`` and ``grouping:`` of the entry; the entry's
+    ``gridsize:`` is stored as ``grouping.gridsize``).
     """
 
     name: str
     kind: str
-    gridsize: int = 1
     algorithm: str | None = None
     overrides_json: str = "{}"
 
@@ -151,6 +151,18 @@ class ModelSpec:
     def is_network(self) -> bool:
         """True for the trained models (every registry kind)."""
         return self.kind != "iterative"
+
+    @property
+    def gridsize(self) -> int:
+        """Group side of a network: its ``grouping.gridsize`` override, else 1 for the
+        supervised baseline and :class:`~ptychopinn.data.grouping.GroupingConfig`'s default
+        for the other kinds (1 for iterative models, which do not group)."""
+        if not self.is_network:
+            return 1
+        gs = json.loads(self.overrides_json).get("grouping", {}).get("gridsize")
+        if gs is not None:
+            return int(gs)
+        return 1 if self.kind == "baseline" else default_of(GroupingConfig, "gridsize")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,8 +227,8 @@ def _default_views() -> tuple[ViewSpec, ...]:
 
 
 def _default_models() -> tuple[ModelSpec, ...]:
-    return (ModelSpec(name="PtychoPINN", kind="pinn", gridsize=2),
-            ModelSpec(name="Baseline", kind="baseline", gridsize=1),
+    return (ModelSpec(name="PtychoPINN", kind="pinn"),
+            ModelSpec(name="Baseline", kind="baseline"),
             ModelSpec(name="PtyChi-LSQML", kind="iterative", algorithm="lsqml"))
 
 
@@ -364,36 +376,48 @@ class _Reader:
         kinds = (*sorted(KINDS), "iterative")
         if kind not in kinds:
             raise self.fail(f"{key}.kind", f"expected {' | '.join(kinds)}, got {kind!r}")
-        gs = coerce(int, entry.get("gridsize", 1 if kind == "baseline" else 2),
-                    key=f"{key}.gridsize", source=self.source)
-        if gs < 1:
-            raise self.fail(f"{key}.gridsize", f"expected an integer >= 1, got {gs!r}")
-        if kind == "baseline" and gs != 1:
-            raise self.fail(f"{key}.gridsize", "the supervised baseline uses gridsize 1")
+        gs = entry.get("gridsize")
+        if gs is not None:
+            gs = coerce(int, gs, key=f"{key}.gridsize", source=self.source)
+            if gs < 1:
+                raise self.fail(f"{key}.gridsize", f"expected an integer >= 1, got {gs!r}")
         if kind == "iterative":
             algo = algo or "lsqml"
             if not isinstance(algo, str) or algo.lower() not in _ITERATIVE_ALGORITHMS:
                 raise self.fail(f"{key}.algorithm", f"expected one of "
                                 f"{', '.join(_ITERATIVE_ALGORITHMS)}, got {algo!r}")
-            return ModelSpec(name=name, kind="iterative", gridsize=1, algorithm=algo.lower())
+            return ModelSpec(name=name, kind="iterative", algorithm=algo.lower())
         if algo is not None:
             raise self.fail(f"{key}.algorithm", "only iterative models take an algorithm")
         over = {}
         for sec in ("model", "grouping"):
             if entry.get(sec) is not None:
                 over[sec] = self.mapping(entry[sec], f"{key}.{sec}")
+        where = f"{self.source}: {key}"
+        try:  # older entries' model.gridsize / model.n (see config.migrate_legacy)
+            over = migrate_legacy(over, source=where)
+        except PtychoInputError as e:
+            raise PtychoInputError(str(e)) from None
+        if gs is not None:  # the entry's gridsize: shorthand for grouping.gridsize
+            grouping = dict(over.get("grouping") or {})
+            if grouping.setdefault("gridsize", gs) != gs:
+                raise self.fail(f"{key}.gridsize", f"{gs} differs from {key}.grouping.gridsize "
+                                                   f"({grouping['gridsize']})")
+            over["grouping"] = grouping
+        model = ModelSpec(name=name, kind=kind, overrides_json=json.dumps(over, sort_keys=True))
+        if kind == "baseline" and model.gridsize != 1:
+            raise self.fail(f"{key}.gridsize", "the supervised baseline uses gridsize 1")
         if over:
             from ptychopinn.config import RunConfig
 
             try:  # the same strict loader as run configs: unknown keys, bad types
-                RunConfig.from_dict({**over, "model": {**over.get("model", {}), "kind": kind,
-                                                       "gridsize": gs},
-                                     "grouping": {**over.get("grouping", {}), "gridsize": gs}},
-                                    source=f"{self.source}: {key}")
+                RunConfig.from_dict({**over, "model": {**over.get("model", {}), "kind": kind},
+                                     "grouping": {**over.get("grouping", {}),
+                                                  "gridsize": model.gridsize}},
+                                    source=where)
             except PtychoInputError as e:
                 raise PtychoInputError(str(e)) from None
-        return ModelSpec(name=name, kind=kind, gridsize=gs,
-                         overrides_json=json.dumps(over, sort_keys=True))
+        return model
 
     def evaluate(self, value: Any) -> tuple[str, ...]:
         if value is None:

@@ -57,11 +57,18 @@ def _with_labels(data: PtychoData) -> PtychoData:
 
 
 def build_model(cfg: RunConfig, data: PtychoData) -> tuple[PINN, dict[str, float]]:
-    """Model with normalisation constants derived from the training data."""
+    """Model with normalisation constants derived from the training data.
+
+    The network is built for the data's patch size N and ``cfg.grouping.gridsize``; neither is
+    copied into the config (the bundle manifest records both).
+    """
+    from ptychopinn.models.registry import check_shape
+
     n = data.patch_size
-    if cfg.model.n != n:
-        raise PtychoInputError(f"model n={cfg.model.n} but patterns are {n}x{n}; set model.n",
-                               path=data.source)
+    try:
+        check_shape(cfg.model.kind, n, cfg.grouping.gridsize)
+    except ValueError as e:
+        raise PtychoInputError(f"{e} (patterns are {n}x{n})", path=data.source) from None
     mean_counts = data.mean_total_counts()
     if not mean_counts > 0:
         raise PtychoInputError("all patterns are empty (zero counts)", path=data.source)
@@ -72,7 +79,8 @@ def build_model(cfg: RunConfig, data: PtychoData) -> tuple[PINN, dict[str, float
         "intensity_scale_init": float(np.sqrt(mean_counts)) / (n / 2),
         "probe_norm_factor": f,
     }
-    model = PINN(cfg.model, torch.from_numpy(probe_n), input_scale=consts["input_scale"],
+    model = PINN(cfg.model, torch.from_numpy(probe_n), gridsize=cfg.grouping.gridsize,
+                 input_scale=consts["input_scale"],
                  intensity_scale=consts["intensity_scale_init"])
     return model, consts
 
@@ -89,7 +97,8 @@ def _initial_model(cfg: RunConfig, data: PtychoData, init_bundle: Bundle | str |
 
     Returns the model, its normalisation constants and, for a bundle, its provenance for the
     new manifest (``initialised_from``). A bundle keeps its weights, probe, input scale and
-    intensity scale; ``cfg.model`` must equal its model config and the patterns its size.
+    intensity scale; ``cfg.model`` must equal its model config, ``cfg.grouping.gridsize`` its
+    group side and the patterns its size.
     """
     if init_bundle is None:
         model, consts = build_model(cfg, data)
@@ -106,10 +115,14 @@ def _initial_model(cfg: RunConfig, data: PtychoData, init_bundle: Bundle | str |
         source = resolve_bundle_path(init_bundle)
         bundle = load_bundle(source)
         model = bundle.model
-    n = model.cfg.n
+    n = model.n
     if data.patch_size != n:
         raise PtychoInputError(f"patterns are {data.patch_size}x{data.patch_size} but the "
                                f"initial model expects {n}x{n}", path=data.source)
+    if cfg.grouping.gridsize != model.gridsize:
+        raise PtychoInputError(f"grouping.gridsize {cfg.grouping.gridsize} differs from the "
+                               f"initial bundle's ({model.gridsize}); fine-tuning keeps the "
+                               "bundle's group side")
     if cfg.model != model.cfg:
         diff = sorted(k for k, v in asdict(cfg.model).items() if getattr(model.cfg, k) != v)
         raise PtychoInputError(f"model config differs from the initial bundle's in "
@@ -234,7 +247,7 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
                 else None)
     seconds = time.perf_counter() - t0
     epochs_done = _epochs_completed(trainer, ckpt)
-    n_patterns = (epochs_done - start_epoch) * len(train_ds) * cfg.model.channels
+    n_patterns = (epochs_done - start_epoch) * len(train_ds) * cfg.grouping.gridsize**2
     result_loss = trainer.callback_metrics.get("train/loss_epoch")
     if trainer.global_rank != 0:
         return TrainResult(out_dir, out_dir / "model.zip", epochs_done, seconds, 0.0,
