@@ -9,6 +9,7 @@ table; writes ``OUT/recipe_audit.json``.
 
     python benchmarks/recipe_audit.py --minutes 2.5 --out audit_out
     python benchmarks/recipe_audit.py --only base,width2 --minutes 5
+    python benchmarks/recipe_audit.py --epochs 4      # equal epochs, on a busy machine
 """
 
 from __future__ import annotations
@@ -40,17 +41,19 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 }
 
 
-def run_variant(name: str, overrides: dict, minutes: float, tr, te, data, out: Path) -> dict:
-    """Train one variant from scratch for ``minutes``; quality on both halves."""
+def run_variant(name: str, overrides: dict, minutes: float | None, epochs: int | None,
+                tr, te, data, out: Path) -> dict:
+    """Train one variant from scratch for ``minutes`` (or ``epochs``); quality on both halves."""
     run = out / name
-    cfg = config_from(overrides, minutes)
+    cfg = config_from(overrides, minutes, epochs)
     t0 = time.perf_counter()
     res = train(tr, run, cfg)
     wall = time.perf_counter() - t0
     rec_te = reconstruct(run, te, InferConfig(show_progress=False))
     rec_tr = reconstruct(run, tr, InferConfig(show_progress=False))
     return {"variant": name, "change": VARIANTS[name][0], "overrides": overrides,
-            "minutes": minutes, "epochs": res.epochs_completed, "train_wall_s": wall,
+            "minutes": minutes, "epochs": res.epochs_completed,
+            "train_minutes": res.train_seconds / 60, "train_wall_s": wall,
             "train_patterns_per_s": res.patterns_per_second,
             "infer_patterns_per_s": rec_te.info["patterns_per_second"],
             "test": quality(data, rec_te), "train": quality(data, rec_tr)}
@@ -59,11 +62,12 @@ def run_variant(name: str, overrides: dict, minutes: float, tr, te, data, out: P
 def table(rows: list[dict]) -> str:
     """Markdown table, deltas against the ``base`` row when present."""
     base = next((r for r in rows if r["variant"] == "base"), None)
-    lines = ["| variant | change | epochs | train p/s | test phase / amp SSIM | Δ phase vs base "
-             "| train-half phase / amp |", "|---|---|---|---|---|---|---|"]
+    lines = ["| variant | change | epochs | train min | train p/s | test phase / amp SSIM | Δ phase vs base "
+             "| train-half phase / amp |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         d = (f"{r['test']['phase_ssim'] - base['test']['phase_ssim']:+.3f}" if base else "")
         lines.append(f"| {r['variant']} | {r['change']} | {r['epochs']} | "
+                     f"{r['train_minutes']:.1f} | "
                      f"{r['train_patterns_per_s']:.0f} | {r['test']['phase_ssim']:.3f} / "
                      f"{r['test']['amp_ssim']:.3f} | {d} | {r['train']['phase_ssim']:.3f} / "
                      f"{r['train']['amp_ssim']:.3f} |")
@@ -73,6 +77,9 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=2.5, help="training minutes per variant")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="equal epochs instead of equal minutes (for a busy machine: the "
+                        "table then also gives each variant's training minutes)")
     p.add_argument("--only", default=None, help="comma-separated variant names (default: all)")
     p.add_argument("--photons", type=float, default=1e6)
     p.add_argument("--n-positions", type=int, default=2000)
@@ -83,13 +90,15 @@ def main() -> None:
     if unknown:
         p.error(f"unknown variant(s) {', '.join(unknown)}; variants: {', '.join(VARIANTS)}")
     data, tr, te = scene(a.photons, a.n_positions)
-    head = {"machine": machine(), "minutes": a.minutes, "photons": a.photons,
+    head = {"machine": machine(), "minutes": None if a.epochs else a.minutes,
+            "epochs": a.epochs, "photons": a.photons,
             "train_patterns": tr.n_patterns, "test_patterns": te.n_patterns}
     print(json.dumps(head), flush=True)
     rows = []
     a.out.mkdir(parents=True, exist_ok=True)
     for name in names:
-        rows.append(run_variant(name, VARIANTS[name][1], a.minutes, tr, te, data, a.out))
+        rows.append(run_variant(name, VARIANTS[name][1], None if a.epochs else a.minutes,
+                                a.epochs, tr, te, data, a.out))
         print(json.dumps(rows[-1]), flush=True)
         (a.out / "recipe_audit.json").write_text(json.dumps({**head, "rows": rows}, indent=2))
     print(table(rows))
