@@ -41,7 +41,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
         grouping={"gridsize": gridsize},
         train={"epochs": a.epochs, "max_minutes": a.max_minutes, "seed": a.seed,
                "batch_size": a.batch_size, "devices": a.devices, "strategy": a.strategy,
-               "accelerator": a.accelerator},
+               "accelerator": a.accelerator, "refine_probe": a.refine_probe or None,
+               "probe_lr": a.probe_lr, "probe_warmup_epochs": a.probe_warmup_epochs,
+               "probe_support_radius": a.probe_support_radius},
     )
     train(data, a.out, cfg, resume=a.resume, data_path=a.data)
     return 0
@@ -85,8 +87,16 @@ def _cmd_infer(a: argparse.Namespace) -> int:
         raise PtychoInputError(f"--refine-epochs must be an integer >= 1; got {a.refine_epochs}")
     if a.refine is None and a.refine_epochs is not None:
         raise PtychoInputError("--refine-epochs needs --refine ALGORITHM")
-    if a.adapt_lr is not None and a.adapt_minutes is None and a.adapt_epochs is None:
+    adapting = a.adapt_minutes is not None or a.adapt_epochs is not None
+    if a.adapt_lr is not None and not adapting:
         raise PtychoInputError("--adapt-lr needs --adapt-minutes or --adapt-epochs")
+    if (a.refine_probe or a.probe_lr is not None) and not adapting:
+        raise PtychoInputError("--refine-probe/--probe-lr refine the probe during adaptation; "
+                               "they need --adapt-minutes or --adapt-epochs")
+    if a.probe_lr is not None and not a.refine_probe:
+        raise PtychoInputError("--probe-lr needs --refine-probe")
+    if a.probe_lr is not None and not (math.isfinite(a.probe_lr) and a.probe_lr > 0):
+        raise PtychoInputError(f"--probe-lr must be > 0; got {a.probe_lr:g}")
     device = a.device if a.device in ("auto", "cpu", "cuda") else (
         "cuda" if a.device.startswith("cuda") else "cpu")
     adapt_cfg = None
@@ -95,7 +105,8 @@ def _cmd_infer(a: argparse.Namespace) -> int:
 
         adapt_cfg = AdaptConfig(minutes=a.adapt_minutes, epochs=a.adapt_epochs,
                                 learning_rate=a.adapt_lr, seed=a.seed,
-                                accelerator={"cuda": "gpu"}.get(device, device))
+                                accelerator={"cuda": "gpu"}.get(device, device),
+                                refine_probe=a.refine_probe, probe_lr=a.probe_lr)
     refine = None
     if a.refine is not None:
         from ptychopinn.iterative.ptychi_backend import IterativeConfig
@@ -132,12 +143,12 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 
 def _load_reference(path: Path):
     """A dataset with objectGuess or a reconstruction.npz (or its directory)."""
-    from ptychopinn.data.io import _read_npz, file_kind, load_dataset
     from ptychopinn.errors import PtychoInputError
-    from ptychopinn.inference.predict import load_reconstruction
+    from ptychopinn.io.dataset import load_dataset
+    from ptychopinn.io.reconstruction import is_reconstruction_file, load_reconstruction
 
     path = Path(path)
-    if path.is_dir() or (file_kind(path) == "npz" and "object" in _read_npz(path)):
+    if is_reconstruction_file(path):
         r = load_reconstruction(path)
         return r.object, r.coverage
     d = load_dataset(path)
@@ -229,6 +240,17 @@ def add_commands(sub) -> None:
                         "dataset's probe")
     s.add_argument("--seed", type=int, default=None,
                    help="training seed (default: the --config value, else 0)")
+    s.add_argument("--refine-probe", action="store_true",
+                   help="also learn the probe (physics-loss kinds; fixed total power, circular "
+                        "support); the refined probe goes into the bundle and RUN_DIR/probe.npz")
+    s.add_argument("--probe-lr", type=float, default=None,
+                   help="probe learning rate (default: the --config value, else 0.01)")
+    s.add_argument("--probe-warmup-epochs", type=int, default=None, metavar="E",
+                   help="epochs with the probe held fixed first (default: the --config value, "
+                        "else 1)")
+    s.add_argument("--probe-support-radius", type=float, default=None, metavar="R",
+                   help="probe support radius in pixels (default: the --config value, else "
+                        "1.25 x the radius holding 99.9%% of the initial probe's power)")
     s.add_argument("--accelerator", default=None,
                    help="auto | cpu | gpu (default: the --config value, else auto)")
     s.add_argument("--devices", default=None, type=_devices,
@@ -270,6 +292,11 @@ def add_commands(sub) -> None:
                         "network's")
     s.add_argument("--refine-epochs", type=int, default=None, metavar="K",
                    help=f"pty-chi epochs of --refine (default: {REFINE_EPOCHS})")
+    s.add_argument("--refine-probe", action="store_true",
+                   help="also learn the probe during adaptation (written as "
+                        "OUT/adapted/probe.npz; --refine then starts pty-chi from it)")
+    s.add_argument("--probe-lr", type=float, default=None,
+                   help="probe learning rate of --refine-probe (default: 0.01)")
     s.add_argument("--seed", type=int, default=0,
                    help="seed of adaptation (groups, batch order) and refinement")
     s.set_defaults(func=_cmd_infer)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,14 +13,19 @@ import torch
 
 from ptychopinn.data.container import PtychoData
 from ptychopinn.data.grouping import covering_groups, nearest_groups, relative_offsets
-from ptychopinn.data.io import atomic_path, load_dataset
 from ptychopinn.inference.stitch import Stitcher, object_frame
+from ptychopinn.io.dataset import load_dataset
+from ptychopinn.io.reconstruction import Reconstruction, load_reconstruction, save_reconstruction
 from ptychopinn.training.bundle import Bundle, load_bundle
 
 if TYPE_CHECKING:
     from ptychopinn.inference.adapt import AdaptConfig
 
 logger = logging.getLogger(__name__)
+
+# Reconstruction and its reader/writer live in ptychopinn.io.reconstruction (re-exported here)
+__all__ = ["InferConfig", "Reconstruction", "load_reconstruction", "reconstruct",
+           "save_reconstruction", "stitch_weight"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,16 +60,6 @@ class InferConfig:
             raise ValueError(f"gridsize must be >= 1, got {self.gridsize}")
 
 
-@dataclass(frozen=True)
-class Reconstruction:
-    """A stitched object in the dataset's object frame (SPEC §6a)."""
-
-    object: np.ndarray  # (H, W) complex64
-    coverage: np.ndarray  # (H, W) float32, 0 where nothing was reconstructed
-    origin: tuple[float, float] = (0.0, 0.0)
-    info: dict = field(default_factory=dict)
-
-
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -78,21 +72,14 @@ def stitch_weight(bundle: Bundle) -> torch.Tensor:
     return i / i.max()
 
 
-def load_scan(data: PtychoData | str | Path) -> PtychoData:
-    """A dataset file (lazy where the format allows) or a Ptychodus batch input directory."""
-    if isinstance(data, PtychoData):
-        return data
-    if Path(data).is_dir():  # a Ptychodus batch input directory
-        from ptychopinn.interop.convert import convert_ptychodus
-
-        return convert_ptychodus(data)
-    return load_dataset(data)
-
-
 def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
                 cfg: InferConfig | None = None, *, adapt: AdaptConfig | None = None,
                 adapt_dir: str | Path | None = None) -> Reconstruction:
     """Reconstruct a whole scan: one forward pass per group of nearest neighbours.
+
+    ``data`` is a :class:`~ptychopinn.data.container.PtychoData`, or a path handed to
+    :func:`~ptychopinn.io.dataset.load_dataset` (an NPZ/HDF5 file, read lazily where the format
+    allows, or a Ptychodus batch input directory).
 
     Groups are a seed and its C−1 nearest neighbours (``cfg.groups`` says which seeds); the
     merged patches are stitched with the probe-intensity weight. Patterns are read batch by
@@ -108,7 +95,8 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     cfg = cfg or InferConfig()
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(bundle)
-    data = load_scan(data)
+    if not isinstance(data, PtychoData):
+        data = load_dataset(data)
     adapt_info: dict = {}
     if adapt is not None:
         import tempfile
@@ -230,48 +218,3 @@ def _inference_gridsize(kind: str, trained: int, asked: int | None, m: int, canv
         g = max(1, int(np.sqrt(m)))  # a sparse scan: groups no larger than the scan itself
         logger.info("only %d patterns: inferring with gridsize %d", m, g)
     return g
-
-
-def save_reconstruction(recon: Reconstruction, out_dir: str | Path, *,
-                        pngs: bool = True) -> Path:
-    """Write ``reconstruction.npz`` (object, coverage, origin, metadata_json) and PNGs."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "reconstruction.npz"
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, object=recon.object.astype(np.complex64),
-                 coverage=recon.coverage.astype(np.float32),
-                 origin=np.asarray(recon.origin, np.float64),
-                 metadata_json=np.asarray(json.dumps(recon.info, default=str)))
-    if pngs:
-        from ptychopinn.viz import object_pngs
-
-        object_pngs(recon.object, recon.coverage, out_dir)
-    return path
-
-
-def load_reconstruction(path: str | Path) -> Reconstruction:
-    """Read ``reconstruction.npz`` (or a directory holding it); validated, no pickle."""
-    from ptychopinn.data.io import _read_npz
-    from ptychopinn.errors import PtychoInputError
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / "reconstruction.npz"
-    if not path.exists():
-        raise PtychoInputError("reconstruction not found", path=path)
-    z = _read_npz(path)
-    if "object" not in z:
-        raise PtychoInputError("missing required array", path=path, key="object")
-    obj = z["object"]
-    if obj.ndim != 2:
-        raise PtychoInputError(f"expected (H, W), got {obj.shape}", path=path, key="object")
-    cov = z.get("coverage")
-    if cov is None:
-        cov = (np.abs(obj) > 0).astype(np.float32)
-    if cov.shape != obj.shape:
-        raise PtychoInputError(f"shape {cov.shape} differs from object {obj.shape}", path=path,
-                               key="coverage")
-    origin = tuple(float(v) for v in z.get("origin", np.zeros(2)))
-    info = json.loads(str(z["metadata_json"])) if "metadata_json" in z else {}
-    return Reconstruction(obj.astype(np.complex64), cov.astype(np.float32), origin, info)

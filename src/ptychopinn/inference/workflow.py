@@ -25,10 +25,10 @@ from ptychopinn.inference.adapt import AdaptConfig, adapt, check_adaptable
 from ptychopinn.inference.predict import (
     InferConfig,
     Reconstruction,
-    load_scan,
     reconstruct,
     save_reconstruction,
 )
+from ptychopinn.io.dataset import load_dataset
 from ptychopinn.iterative.ptychi_backend import IterativeConfig
 from ptychopinn.training.bundle import Bundle, load_bundle
 
@@ -57,7 +57,8 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
     out_dir = Path(out_dir)
     bundle = model if isinstance(model, Bundle) else load_bundle(model)
     data_file = Path(data) if not isinstance(data, PtychoData) and Path(data).is_file() else None
-    data = load_scan(data)
+    if not isinstance(data, PtychoData):
+        data = load_dataset(data)
     if refine is not None:
         require_ptychi()
     if adapt_cfg is not None:
