@@ -1,7 +1,8 @@
 """Model bundle: ``model.zip`` = ``manifest.json`` + ``weights.safetensors``. No pickle.
 
-The loader checks the format name and version, the member list (nothing else, no paths), and
-the SHA-256 of the weights, and refuses anything else with one line.
+The archive (member names, format name and version, weights checksum) is owned by
+:mod:`ptychopinn.io.bundle`, whose reader refuses anything else with one line; this module
+fills the manifest's model fields and builds the network from them.
 
 The manifest records the patch size (``patch_size``, from the training data) and the group
 side (``grouping_config.gridsize``) the network was built for; bundles written before these
@@ -10,10 +11,7 @@ were recorded carry them as ``model_config.n`` and ``model_config.gridsize`` and
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +22,18 @@ from safetensors.torch import save as st_save
 
 from ptychopinn import __version__
 from ptychopinn.config import LEGACY_MODEL_KEYS
-from ptychopinn.data.io import atomic_path
 from ptychopinn.errors import PtychoInputError
+from ptychopinn.io.bundle import (
+    FORMAT,
+    FORMAT_VERSION,
+    read_bundle_archive,
+    resolve_bundle_path,
+    write_bundle_archive,
+)
 from ptychopinn.models.pinn import PINN, ModelConfig
 
-FORMAT = "ptychopinn-model-bundle"
-FORMAT_VERSION = 1
-_MANIFEST = "manifest.json"
-_WEIGHTS = "weights.safetensors"
+__all__ = ["FORMAT", "FORMAT_VERSION", "Bundle", "load_bundle", "resolve_bundle_path",
+           "save_bundle"]
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,7 @@ def save_bundle(model: PINN, path: str | os.PathLike, *, extra: dict[str, Any] |
                          f"model's ({model.gridsize})")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     blob = st_save(state)
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+    fields = {
         "package_version": __version__,
         "model_config": asdict(model.cfg),
         "patch_size": model.n,
@@ -72,52 +72,13 @@ def save_bundle(model: PINN, path: str | os.PathLike, *, extra: dict[str, Any] |
             "intensity_scale": float(model.physics.scale.detach()),
         },
         "probe_shape": list(model.physics.probe.shape),
-        "weights_sha256": hashlib.sha256(blob).hexdigest(),
-        **extra,
     }
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
-            z.writestr(_MANIFEST, json.dumps(manifest, indent=2, default=str))
-            z.writestr(_WEIGHTS, blob)
-    return path
-
-
-def resolve_bundle_path(path: str | os.PathLike) -> Path:
-    """Accept a run directory (holding ``model.zip``) or the zip itself."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.zip"
-    if not path.exists():
-        raise PtychoInputError("model bundle not found", path=path)
-    return path
+    return write_bundle_archive(path, fields, blob, extra=extra)
 
 
 def load_bundle(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Bundle:
     """Load and verify a bundle written by :func:`save_bundle`."""
-    path = resolve_bundle_path(path)
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-            if sorted(names) != sorted([_MANIFEST, _WEIGHTS]):
-                raise PtychoInputError(f"not a ptychopinn bundle (members {names[:5]})",
-                                       path=path)
-            manifest = json.loads(z.read(_MANIFEST))
-            blob = z.read(_WEIGHTS)
-    except PtychoInputError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as e:
-        raise PtychoInputError(f"corrupt or truncated bundle ({e})", path=path) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise PtychoInputError(f"not a ptychopinn bundle (format {manifest.get('format')!r})"
-                               if isinstance(manifest, dict) else "manifest is not an object",
-                               path=path, key="manifest.json")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise PtychoInputError(f"unsupported bundle format_version "
-                               f"{manifest.get('format_version')!r}; this build reads "
-                               f"{FORMAT_VERSION}", path=path, key="manifest.json")
-    if hashlib.sha256(blob).hexdigest() != manifest.get("weights_sha256"):
-        raise PtychoInputError("weights checksum mismatch (tampered or corrupt bundle)",
-                               path=path, key=_WEIGHTS)
+    manifest, blob, path = read_bundle_archive(path)
     try:
         n, gridsize, cfg = _shape_and_config(manifest)
         state = st_load(blob)
