@@ -92,3 +92,30 @@ def test_place_drops_out_of_bounds_and_extract_reads_zero():
     assert p[:2].sum() == 0 and p[2:, 2:].sum() == 4
     placed = place_patches(torch.ones(1, 4, 4), torch.tensor([[0.0, 0.0]]), (10, 10))
     assert placed.sum() == 4
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+def test_place_into_a_canvas_adds_in_place(dtype, rng):
+    from ptychopinn.physics.patches import PatchGeometry
+
+    pos = torch.tensor([[3.25, 4.5], [9.0, 0.5]], dtype=torch.float64)  # one partly outside
+    y = torch.randn(2, 4, 4, dtype=dtype, generator=rng)
+    canvas = torch.randn(12, 11, dtype=dtype, generator=rng)
+    expected = canvas + place_patches(y, pos, (12, 11))
+    out = PatchGeometry(pos, 4, (12, 11)).place(y, out=canvas)
+    assert out is canvas
+    torch.testing.assert_close(canvas, expected)
+
+
+def test_one_bilinear_splat():
+    """Stitching and the pty-chi coverage map place through PatchGeometry (no own splat)."""
+    import inspect
+
+    from ptychopinn.inference import stitch
+    from ptychopinn.iterative import ptychi_backend
+    from ptychopinn.physics import patches
+
+    assert not hasattr(patches, "bilinear_splat")
+    for src in (inspect.getsource(stitch.Stitcher.add),
+                inspect.getsource(ptychi_backend.coverage_map)):
+        assert ".place(" in src and "index_add" not in src and "bincount" not in src

@@ -8,7 +8,7 @@ from torch import Tensor
 
 # the dataset's object frame is dataset geometry (ptychopinn.data.container); re-exported here
 from ptychopinn.data.container import ObjectFrame, object_frame
-from ptychopinn.physics.patches import bilinear_indices, bilinear_splat
+from ptychopinn.physics.patches import PatchGeometry
 
 __all__ = ["ObjectFrame", "Stitcher", "object_frame"]
 
@@ -33,20 +33,15 @@ class Stitcher:
     def add(self, patches: Tensor, positions: Tensor) -> None:
         """Add patches (K, N, N) complex at absolute positions (K, 2) (row, col).
 
-        Costs O(K N²), independent of the canvas size: each patch is spread sub-pixel onto
-        its own (N+1, N+1) integer support (:func:`bilinear_splat`, as in ``place_patches``),
-        which is index-added into the canvas (pixels outside the canvas are dropped, as in
-        ``place_patches``). Same sums as ``place_patches`` on the whole canvas.
+        Costs O(K N²), independent of the canvas size: the placement of ``place_patches``
+        (:meth:`~ptychopinn.physics.patches.PatchGeometry.place`) adds into the running sums
+        (pixels outside the canvas are dropped).
         """
         k = patches.shape[0]
         pos = positions.to(torch.float64) - self._origin
-        flat, valid, frac = bilinear_indices(pos, patches.shape[-1], self.frame.shape)
-        num = bilinear_splat(patches * self.weight, frac)  # (K, N+1, N+1)
-        den = bilinear_splat(self.weight.expand(k, -1, -1), frac)
-        if not bool(valid.all()):  # some support pixels lie outside the canvas: drop them
-            num, den = num * valid, den * valid
-        self.num.view(-1).index_add_(0, flat.reshape(-1), num.reshape(-1))
-        self.den.view(-1).index_add_(0, flat.reshape(-1), den.reshape(-1))
+        geo = PatchGeometry(pos, patches.shape[-1], self.frame.shape)
+        geo.place(patches * self.weight, out=self.num)
+        geo.place(self.weight.expand(k, -1, -1), out=self.den)
 
     def result(self, *, floor: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
         """(object (H, W) complex64, coverage (H, W) float32); object is 0 where coverage is."""

@@ -434,9 +434,10 @@ def coverage_map(
 ) -> np.ndarray:
     """Summed probe illumination ``|P|^2`` over all scan positions, normalised to max 1.
 
-    Sub-pixel positions are splatted bilinearly (consistent with the patch convention:
-    the patch centred at ``p`` starts at ``p - N/2``). Parts of patches off the canvas are
-    dropped.
+    Sub-pixel positions are splatted bilinearly by the package's one placement
+    (:meth:`ptychopinn.physics.patches.PatchGeometry.place`, in float64, 1024 positions at a
+    time; the patch centred at ``p`` starts at ``p - N/2``). Parts of patches off the canvas
+    are dropped.
 
     Parameters
     ----------
@@ -452,32 +453,21 @@ def coverage_map(
     numpy.ndarray
         (H, W) float32 coverage in [0, 1]; 0 where unilluminated.
     """
+    import torch
+
+    from ptychopinn.physics.patches import PatchGeometry
+
     h, w = (int(s) for s in object_shape)
-    pos = np.asarray(positions_rc, dtype=np.float64).reshape(-1, 2)
-    intensity = np.abs(np.asarray(probe)) ** 2
-    nr, nc = intensity.shape
-    start = pos - np.array([nr // 2, nc // 2], dtype=np.float64)
-    base = np.floor(start)
-    frac = start - base
-    base = base.astype(np.int64)
-    rr = np.arange(nr)[None, :, None]
-    cc = np.arange(nc)[None, None, :]
-    acc = np.zeros(h * w, dtype=np.float64)
-    for dr in (0, 1):
-        wr = frac[:, 0] if dr else 1.0 - frac[:, 0]
-        for dc in (0, 1):
-            wc = frac[:, 1] if dc else 1.0 - frac[:, 1]
-            weight = (wr * wc)[:, None, None] * intensity[None]
-            rows = base[:, 0, None, None] + dr + rr
-            cols = base[:, 1, None, None] + dc + cc
-            rows, cols = np.broadcast_arrays(rows, cols)
-            inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-            acc += np.bincount(
-                (rows[inside] * w + cols[inside]).ravel(),
-                weights=weight[inside].ravel(),
-                minlength=h * w,
-            )
-    cov = acc.reshape(h, w)
+    pos = torch.from_numpy(np.asarray(positions_rc, dtype=np.float64).reshape(-1, 2))
+    intensity = torch.from_numpy(np.abs(np.asarray(probe, dtype=np.complex128)) ** 2)
+    n = intensity.shape[-1]
+    if intensity.shape != (n, n):
+        raise ValueError(f"probe must be square, got shape {tuple(intensity.shape)}")
+    acc = torch.zeros((h, w), dtype=torch.float64)
+    for s in range(0, pos.shape[0], 1024):
+        chunk = pos[s : s + 1024]
+        PatchGeometry(chunk, n, (h, w)).place(intensity.expand(chunk.shape[0], n, n), out=acc)
+    cov = acc.numpy()
     peak = cov.max(initial=0.0)
     if peak > 0:
         cov = cov / peak

@@ -50,19 +50,13 @@ def bilinear_indices(
     return flat, valid, frac
 
 
-def _weights(frac: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Bilinear weights (K, 1, 1) for the 4 integer shifts (00, 01, 10, 11)."""
-    rdtype = torch.float64 if dtype in (torch.float64, torch.complex128) else torch.float32
-    fy = frac[:, 0].to(rdtype)[:, None, None]
-    fx = frac[:, 1].to(rdtype)[:, None, None]
-    return (1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx
-
-
 class PatchGeometry:
     """Bilinear geometry of patches on a canvas, computed once, reused by extract and place.
 
     The unrolled network cuts and places the same patches K times per forward pass; computing
-    indices, masks and weights once removes most of the per-step cost.
+    indices, masks and weights once removes most of the per-step cost. :meth:`place` is the
+    package's one bilinear splat (``place_patches``, ``Stitcher.add`` and the pty-chi coverage
+    map all use it).
 
     Parameters
     ----------
@@ -86,11 +80,6 @@ class PatchGeometry:
         self.flat = flat
         self.valid = None if bool(valid.all()) else valid  # None: every support pixel inside
         self._w: dict[torch.dtype, tuple[Tensor, ...]] = {}
-
-    def _weights(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        if dtype not in self._w:
-            self._w[dtype] = _weights(self.frac, dtype)
-        return self._w[dtype]
 
     def _mask(self, x: Tensor) -> Tensor:
         return x if self.valid is None else x * self.valid.to(x.dtype)
@@ -117,8 +106,13 @@ class PatchGeometry:
             self._w[key] = (f[:, 0, None, None, None], f[:, 1, None, None, None])
         return self._w[key]
 
-    def place(self, patches: Tensor) -> Tensor:
-        """Adjoint of :meth:`extract`: patches added into (H, W) or (B, H, W) canvases."""
+    def place(self, patches: Tensor, out: Tensor | None = None) -> Tensor:
+        """Adjoint of :meth:`extract`: patches added into (H, W) or (B, H, W) canvases.
+
+        Each patch is spread onto its (N+1, N+1) integer support and index-added, so the cost
+        is O(K N²) whatever the canvas size. ``out`` (contiguous, the patches' dtype): add
+        into this canvas in place and return it, instead of a new zero canvas.
+        """
         n = self.n
         h, w = self.shape
         p = patches.reshape(-1, n, n)
@@ -135,6 +129,9 @@ class PatchGeometry:
             sup = sup * self.valid[..., None].to(sup.dtype)
         # index_add on the complex view: a (size, 2) real target takes a slow scatter path
         sup = torch.view_as_complex(sup) if cplx else sup[..., 0]
+        if out is not None:
+            out.view(-1).index_add_(0, self.flat.reshape(-1), sup.reshape(-1))
+            return out
         size = h * w * (self.batch or 1)
         out = p.new_zeros(size).index_add_(0, self.flat.reshape(-1), sup.reshape(-1))
         return out.reshape(h, w) if self.batch is None else out.reshape(self.batch, h, w)
@@ -186,24 +183,6 @@ def place_patches(patches: Tensor, positions: Tensor, shape: tuple[int, int]) ->
         Summed contributions (no normalisation; divide by the placed weights to stitch).
     """
     return PatchGeometry(positions, patches.shape[-1], shape).place(patches)
-
-
-def bilinear_splat(patches: Tensor, frac: Tensor) -> Tensor:
-    """Spread (K, N, N) patches onto their (K, N+1, N+1) integer supports with the bilinear
-    weights of the fractional positions ``frac`` (K, 2): the per-patch part of
-    :func:`place_patches`, before the supports are added into a canvas."""
-    return _splat(patches, _weights(frac, patches.dtype))
-
-
-def _splat(patches: Tensor, weights: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
-    k, n, _ = patches.shape
-    w00, w01, w10, w11 = weights
-    support = patches.new_zeros((k, n + 1, n + 1))
-    support[:, :n, :n] += w00 * patches
-    support[:, :n, 1:] += w01 * patches
-    support[:, 1:, :n] += w10 * patches
-    support[:, 1:, 1:] += w11 * patches
-    return support
 
 
 def shift_image(img: Tensor, t: Tensor | tuple[float, float]) -> Tensor:
