@@ -37,8 +37,26 @@ class TrainConfig:
     seed: int = 0
     show_progress: bool = True
     plateau_monitor: str = "train"  # which epoch loss lowers the LR: "train" or "val"
+    #: probe refinement (issue #16): the probe becomes a learnable parameter with its own
+    #: learning rate after ``probe_warmup_epochs``; its total power stays fixed, and it is zero
+    #: outside ``probe_support_radius`` pixels of the centre (None: 1.25 × the radius holding
+    #: 99.9% of the initial probe's power; ≥ N/√2: no support)
+    refine_probe: bool = False
+    probe_lr: float = 1e-2
+    probe_warmup_epochs: int = 1
+    probe_support_radius: float | None = None
 
     def __post_init__(self) -> None:
+        import math
+
+        if not (math.isfinite(self.probe_lr) and self.probe_lr > 0):
+            raise ValueError(f"probe_lr must be > 0, got {self.probe_lr}")
+        if self.probe_warmup_epochs < 0:
+            raise ValueError(f"probe_warmup_epochs must be >= 0, got {self.probe_warmup_epochs}")
+        if self.probe_support_radius is not None and not (
+                math.isfinite(self.probe_support_radius) and self.probe_support_radius > 0):
+            raise ValueError(f"probe_support_radius must be > 0 pixels, got "
+                             f"{self.probe_support_radius}")
         if self.plateau_monitor not in ("train", "val"):
             raise ValueError(f"plateau_monitor must be 'train' or 'val', got {self.plateau_monitor!r}")
         if self.epochs < 1:
@@ -69,13 +87,20 @@ class RunConfig:
         if self.model.kind == "baseline" and self.grouping.gridsize != 1:
             raise ValueError(f"the supervised baseline uses grouping.gridsize 1, got "
                              f"{self.grouping.gridsize}")
+        if self.train.refine_probe and self.model.kind == "baseline":
+            raise ValueError("train.refine_probe needs a physics-loss model; the supervised "
+                             "baseline does not use the probe")
+        if self.train.refine_probe and self.model.probe_trainable:
+            raise ValueError("train.refine_probe and model.probe_trainable both set; use "
+                             "train.refine_probe (constrained, own learning rate)")
         gi = self.grouping.inference_gridsize
         from ptychopinn.models.registry import CANVAS_KINDS
 
         if gi is not None and gi != self.grouping.gridsize and self.model.kind not in CANVAS_KINDS:
             raise ValueError(f"grouping.inference_gridsize ({gi}) differs from gridsize "
-                             f"({self.grouping.gridsize}); only model.kind 'unrolled' (weights "
-                             "on the group canvas) can infer with other groups")
+                             f"({self.grouping.gridsize}); only the networks whose weights do "
+                             f"not depend on C (model.kind {', '.join(sorted(CANVAS_KINDS))}) "
+                             "can infer with other groups")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON-able)."""

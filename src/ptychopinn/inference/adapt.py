@@ -43,7 +43,10 @@ class AdaptConfig:
     ``minutes`` (wall time, > 0) and/or ``epochs`` (>= 1): adaptation stops at whichever
     comes first; at least one is required. ``learning_rate`` default: half the bundle's
     training learning rate (fine-tuning, not training from scratch). ``batch_size`` default:
-    the bundle's. ``seed`` draws the groups and the batch order.
+    the bundle's. ``seed`` draws the groups and the batch order. ``refine_probe`` also learns
+    the probe (from the bundle's; :class:`~ptychopinn.config.TrainConfig` ``probe_*``, here
+    with no warm-up by default: the network is already trained); the adapted run directory then
+    holds ``probe.npz``.
     """
 
     minutes: float | None = None
@@ -53,8 +56,22 @@ class AdaptConfig:
     seed: int = 0
     accelerator: str = "auto"
     show_progress: bool = True
+    refine_probe: bool = False
+    probe_lr: float | None = None
+    probe_warmup_epochs: int = 0
+    probe_support_radius: float | None = None
 
     def __post_init__(self) -> None:
+        if self.probe_lr is not None and not (isinstance(self.probe_lr, int | float)
+                                              and math.isfinite(self.probe_lr)
+                                              and self.probe_lr > 0):
+            raise PtychoInputError(f"adaptation probe_lr must be > 0; got {self.probe_lr!r}")
+        if self.probe_warmup_epochs < 0:
+            raise PtychoInputError(f"adaptation probe_warmup_epochs must be >= 0; got "
+                                   f"{self.probe_warmup_epochs!r}")
+        if self.probe_support_radius is not None and not self.probe_support_radius > 0:
+            raise PtychoInputError(f"adaptation probe_support_radius must be > 0 pixels; got "
+                                   f"{self.probe_support_radius!r}")
         if self.minutes is None and self.epochs is None:
             raise PtychoInputError("adaptation needs a budget: minutes and/or epochs")
         if self.minutes is not None and not (isinstance(self.minutes, int | float)
@@ -98,7 +115,15 @@ class AdaptResult:
                 "adapt_epochs": self.epochs_completed,
                 "adapt_learning_rate": self.learning_rate,
                 "adapt_loss_before": self.loss_before, "adapt_loss_after": self.loss_after,
-                "adapted_model": str(self.bundle_path)}
+                "adapted_model": str(self.bundle_path),
+                **({"adapted_probe": str(self.probe_path)} if self.probe_path else {})}
+
+    @property
+    def probe_path(self) -> Path | None:
+        """``run_dir/probe.npz``, the probe refined during adaptation (None without
+        ``refine_probe``)."""
+        path = self.run_dir / "probe.npz"
+        return path if path.is_file() else None
 
 
 def check_adaptable(bundle: Bundle, data: PtychoData) -> None:
@@ -141,7 +166,10 @@ def adaptation_run_config(bundle: Bundle, cfg: AdaptConfig):
         learning_rate=cfg.learning_rate if cfg.learning_rate is not None else base_lr / 2,
         batch_size=cfg.batch_size or int(tc.get("batch_size", TrainConfig().batch_size)),
         val_fraction=0.0, accelerator=cfg.accelerator, devices=1, strategy="auto",
-        seed=cfg.seed, show_progress=cfg.show_progress)
+        seed=cfg.seed, show_progress=cfg.show_progress, refine_probe=cfg.refine_probe,
+        probe_lr=cfg.probe_lr if cfg.probe_lr is not None else TrainConfig().probe_lr,
+        probe_warmup_epochs=cfg.probe_warmup_epochs,
+        probe_support_radius=cfg.probe_support_radius)
     return RunConfig(model=bundle.model.cfg, grouping=grouping, train=train_cfg)
 
 

@@ -12,7 +12,12 @@ import numpy as np
 import torch
 
 from ptychopinn.data.container import PtychoData
-from ptychopinn.data.grouping import covering_groups, nearest_groups, relative_offsets
+from ptychopinn.data.grouping import (
+    covering_groups,
+    nearest_groups,
+    partition_groups,
+    relative_offsets,
+)
 from ptychopinn.inference.stitch import Stitcher, object_frame
 from ptychopinn.io.dataset import load_dataset
 from ptychopinn.io.reconstruction import Reconstruction, load_reconstruction, save_reconstruction
@@ -28,6 +33,10 @@ __all__ = ["InferConfig", "Reconstruction", "load_reconstruction", "reconstruct"
            "save_reconstruction", "stitch_weight"]
 
 
+#: How inference groups the scan (:class:`InferConfig` ``groups``).
+GROUPINGS = ("cover", "every", "partition")
+
+
 @dataclass(frozen=True, kw_only=True)
 class InferConfig:
     """Streaming inference options. ``batch_size`` groups per forward pass (None: 64 for the
@@ -37,7 +46,8 @@ class InferConfig:
     ``groups``: ``"cover"`` (default) predicts a small set of neighbour groups that holds
     every pattern and stitches all C members of each (≈ C× fewer forward passes for
     gridsize > 1); ``"every"`` makes every pattern the seed of its own group and stitches only
-    the seed's patch.
+    the seed's patch; ``"partition"`` splits the scan into disjoint compact groups of C (each
+    pattern predicted once: ≈2× fewer member predictions than ``"cover"`` at gridsize ≥ 3).
 
     ``gridsize`` (None = the bundle's ``grouping.inference_gridsize``, else its gridsize)
     groups more members per forward pass; only networks whose weights act on the group canvas
@@ -54,8 +64,8 @@ class InferConfig:
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.groups not in ("cover", "every"):
-            raise ValueError(f"groups must be 'cover' or 'every', got {self.groups!r}")
+        if self.groups not in GROUPINGS:
+            raise ValueError(f"groups must be one of {', '.join(GROUPINGS)}; got {self.groups!r}")
         if self.gridsize is not None and self.gridsize < 1:
             raise ValueError(f"gridsize must be >= 1, got {self.gridsize}")
 
@@ -110,8 +120,10 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
                 res = adapt_model(bundle, data, Path(tmp) / "adapted", adapt)
         bundle = res.bundle
         adapt_info = res.info()
-        if adapt_dir is None:
+        if adapt_dir is None:  # a temporary run directory, deleted
             adapt_info["adapted_model"] = None
+            if "adapted_probe" in adapt_info:
+                adapt_info["adapted_probe"] = None
     model = bundle.model
     n = model.n
     if data.patch_size != n:
@@ -138,6 +150,7 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     pool = (int(gcfg.get("neighbor_count", 6)) if gcfg.get("inference_members") == "pool"
             else None)
     all_groups = (nearest_groups(data.positions, g, pool=pool) if every
+                  else partition_groups(data.positions, g) if cfg.groups == "partition"
                   else covering_groups(data.positions, g, pool=pool))
     t_group = time.perf_counter() - t0
     n_groups = all_groups.shape[0]
@@ -203,13 +216,15 @@ def _inference_gridsize(kind: str, trained: int, asked: int | None, m: int, canv
     """Group side at inference: ``asked`` (else ``trained``); only canvas networks may change it,
     and they shrink groups to a scan of fewer than g² patterns; a CNN refuses both in one line."""
     from ptychopinn.errors import PtychoInputError
+    from ptychopinn.models.registry import CANVAS_KINDS
 
     g = trained
     if asked is not None and asked != trained:
         if not canvas_net:
             raise PtychoInputError(f"model.kind {kind!r} was trained for gridsize {trained} "
-                                   "and cannot infer with another; only canvas networks "
-                                   "(unrolled) can", path=source)
+                                   "and cannot infer with another; only networks whose "
+                                   "weights do not depend on C "
+                                   f"({', '.join(sorted(CANVAS_KINDS))}) can", path=source)
         g = int(asked)
     if g * g > m:
         if not canvas_net:

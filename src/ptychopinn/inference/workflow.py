@@ -5,7 +5,8 @@ What ``ptychopinn infer`` runs (the CLI only parses). Output folder ``out_dir``:
 * ``reconstruction.npz`` + PNGs: the final object (the refined one with ``refine``);
 * ``network/reconstruction.npz`` + PNGs: the network's own object (only with ``refine``);
 * ``adapted/``: the adapted model's run directory (only with ``adapt``; ``infer --model
-  OUT/adapted`` reuses it);
+  OUT/adapted`` reuses it; with ``adapt.refine_probe`` it holds the refined ``probe.npz``,
+  which ``refine`` then starts pty-chi from);
 * with ``refine``: ``loss_history.csv`` (pty-chi's loss per epoch); with ``adapt`` or
   ``refine``: ``summary.json``, the timings (``adapt_seconds``, ``inference_seconds``,
   ``refine_seconds``) measured separately.
@@ -74,10 +75,17 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
     if adapt_cfg is not None:
         res = adapt(bundle, data, out_dir / ADAPTED_DIR, adapt_cfg, data_path=data_file)
         bundle, adapt_info = res.bundle, res.info()
+        if res.probe_path is not None and refine is not None:
+            # pty-chi continues from the probe refined during adaptation (photon scale)
+            from dataclasses import replace
+
+            from ptychopinn.data.simulate import load_probe
+
+            data = replace(data, probe=load_probe(res.probe_path, data.patch_size))
     net = reconstruct(bundle, data, cfg)
     net.info.update(adapt_info)
     summary = {k: net.info[k] for k in ("adapt_seconds", "adapt_epochs", "adapt_loss_before",
-                                        "adapt_loss_after") if k in net.info}
+                                        "adapt_loss_after", "adapted_probe") if k in net.info}
     summary["inference_seconds"] = net.info["seconds"]
     final = net
     if refine is not None:

@@ -177,7 +177,7 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
     from lightning.pytorch.loggers import CSVLogger
 
     from ptychopinn.training.checkpoint_io import SafeCheckpointIO
-    from ptychopinn.training.module import ReconModule
+    from ptychopinn.training.module import ProbeRefinement, ReconModule
 
     out_dir = Path(out_dir)
     ckpt = out_dir / "checkpoints" / "last.ckpt"
@@ -204,8 +204,11 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
     train_ds = GroupDataset(data, train_groups, with_labels=labels)
     model, consts, origin = _initial_model(cfg, data, init_bundle)
     hparams = {**cfg.to_dict(), "normalisation": consts}
+    probe_cfg = ProbeRefinement.from_train_config(cfg.train)
+    initial_probe = model.physics.probe.detach().clone() if probe_cfg is not None else None
     module = ReconModule(model, learning_rate=cfg.train.learning_rate, hparams=hparams,
-                         plateau_monitor=cfg.train.plateau_monitor if n_val else "train")
+                         plateau_monitor=cfg.train.plateau_monitor if n_val else "train",
+                         probe_refinement=probe_cfg)
     accelerator = _resolve_accelerator(cfg.train.accelerator)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out_dir / "config.yaml")
@@ -252,6 +255,7 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
     if trainer.global_rank != 0:
         return TrainResult(out_dir, out_dir / "model.zip", epochs_done, seconds, 0.0,
                            accelerator, None)
+    module.commit_probe()
     module.model.to("cpu")
     extra: dict[str, Any] = {
         "grouping_config": cfg.to_dict()["grouping"],
@@ -263,6 +267,11 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
     }
     if origin is not None:
         extra["initialised_from"] = origin
+    probe_info = None
+    if probe_cfg is not None:
+        probe_info = _probe_outputs(module.model, initial_probe, data, probe_cfg,
+                                    module.probe_param.support_radius, out_dir)
+        extra["probe_refinement"] = probe_info
     bundle_path = save_bundle(module.model, out_dir / "model.zip", extra=extra)
     metrics_src = out_dir / "logs" / "metrics.csv"
     if metrics_src.exists():
@@ -277,6 +286,7 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
         "final_train_loss": None if result_loss is None else float(result_loss),
         "intensity_scale": float(module.model.physics.scale.detach()),
         **consts,
+        **({} if probe_info is None else {"probe_refinement": probe_info}),
     }
     with atomic_path(out_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
@@ -285,6 +295,29 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
     return TrainResult(out_dir, bundle_path, epochs_done, seconds,
                        summary["patterns_per_second"], accelerator,
                        summary["final_train_loss"])
+
+
+def _probe_outputs(model: PINN, initial: torch.Tensor, data: PtychoData, probe_cfg: Any,
+                   support_radius: float, out_dir: Path) -> dict[str, Any]:
+    """Write the refined probe as ``out_dir/probe.npz`` and describe it for the manifest.
+
+    ``probeGuess`` (N, N) complex64 is the model's refined (normalised) probe brought to the
+    total power of ``data``'s probe (the photon scale, as ``iterative --refine-probe`` writes
+    it), so ``train --probe out_dir/probe.npz`` reads it. ``change_from_initial`` is
+    :func:`~ptychopinn.physics.probe.probe_error` of the refined probe against the initial one.
+    """
+    from ptychopinn.physics.probe import probe_error, probe_norm_factor
+
+    refined = model.physics.probe.detach().cpu().numpy().astype(np.complex64)
+    photon = (refined / probe_norm_factor(data.probe)).astype(np.complex64)
+    with atomic_path(out_dir / "probe.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, probeGuess=photon)
+    change = probe_error(refined, initial.cpu().numpy())
+    logger.info("probe refined: change from the initial probe %.4f (normalised) -> %s",
+                change, out_dir / "probe.npz")
+    return {"probe_lr": probe_cfg.lr, "warmup_epochs": probe_cfg.warmup_epochs,
+            "support_radius": support_radius, "change_from_initial": change,
+            "probe_file": "probe.npz"}
 
 
 def _epochs_completed(trainer: Any, ckpt: Path) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -10,6 +11,7 @@ from torch import Tensor
 
 from ptychopinn.models.pinn import PINN
 from ptychopinn.physics.noise import amplitude_mae, poisson_nll
+from ptychopinn.physics.probe import ProbeParameter
 
 
 def supervised_mae(patches: Tensor, labels: Tensor) -> Tensor:
@@ -19,16 +21,67 @@ def supervised_mae(patches: Tensor, labels: Tensor) -> Tensor:
     return amp + dphi.abs().mean()
 
 
+@dataclass(frozen=True)
+class ProbeRefinement:
+    """Probe refinement options: ``lr`` (Adam), ``warmup_epochs`` with the probe fixed,
+    ``support_radius`` in pixels (None: automatic,
+    :func:`~ptychopinn.physics.probe.auto_support_radius`)."""
+
+    lr: float
+    warmup_epochs: int = 1
+    support_radius: float | None = None
+
+    @classmethod
+    def from_train_config(cls, tc) -> ProbeRefinement | None:
+        """From a :class:`~ptychopinn.config.TrainConfig` (None unless ``refine_probe``)."""
+        if not tc.refine_probe:
+            return None
+        return cls(lr=tc.probe_lr, warmup_epochs=tc.probe_warmup_epochs,
+                   support_radius=tc.probe_support_radius)
+
+
 class ReconModule(L.LightningModule):
-    """Trains a :class:`PINN` (physics loss) or the supervised baseline (labels, MAE)."""
+    """Trains a :class:`PINN` (physics loss) or the supervised baseline (labels, MAE).
+
+    ``probe_refinement`` (a :class:`ProbeRefinement`) makes the probe a learnable, constrained
+    parameter (:class:`~ptychopinn.physics.probe.ProbeParameter`, initialised from the model's
+    probe) in its own optimiser group: learning rate 0 during the warm-up epochs, then
+    ``lr``. Each step the constrained probe replaces the model's probe buffer for the forward
+    pass, so the physics layer and a network with physics inside (``unrolled``) both use it;
+    :meth:`commit_probe` writes the final one into the model (and so into its bundle).
+    """
 
     def __init__(self, model: PINN, *, learning_rate: float, hparams: dict | None = None,
-                 plateau_monitor: str = "train"):
+                 plateau_monitor: str = "train",
+                 probe_refinement: ProbeRefinement | None = None):
         super().__init__()
         self.model = model
         self.learning_rate = learning_rate
         self.plateau_monitor = plateau_monitor
+        self.probe_refinement = probe_refinement
+        self.probe_param = None
+        if probe_refinement is not None:
+            if model.cfg.kind == "baseline":
+                raise ValueError("probe refinement needs a physics-loss model; the supervised "
+                                 "baseline does not use the probe")
+            if isinstance(model.physics.probe, torch.nn.Parameter):
+                raise ValueError("probe refinement and model.probe_trainable both set")
+            self.probe_param = ProbeParameter(model.physics.probe,
+                                              support_radius=probe_refinement.support_radius)
+            self.commit_probe()
         self.save_hyperparameters(hparams or {})
+
+    def refined_probe(self) -> Tensor:
+        """The current constrained probe (N, N) complex64 (detached), or the model's probe."""
+        if self.probe_param is None:
+            return self.model.physics.probe.detach()
+        with torch.no_grad():
+            return self.probe_param().detach()
+
+    def commit_probe(self) -> None:
+        """Write the current constrained probe into the model's probe buffer."""
+        if self.probe_param is not None:
+            self.model.physics.probe = self.refined_probe().to(self.model.physics.probe.device)
 
     def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         cfg = self.model.cfg
@@ -36,7 +89,16 @@ class ReconModule(L.LightningModule):
         if cfg.kind == "baseline":
             raw, _ = self.model.predict_patches(amp, batch["offsets"])
             return supervised_mae(raw, batch["labels"]), {"raw": raw}
-        out = self.model(amp, batch["offsets"])
+        if self.probe_param is None:
+            out = self.model(amp, batch["offsets"])
+        else:
+            physics = self.model.physics
+            probe = self.probe_param()  # differentiable; used by the physics and the network
+            physics.probe = probe
+            try:
+                out = self.model(amp, batch["offsets"])
+            finally:  # the graph keeps its own reference; the buffer must not hold one
+                physics.probe = probe.detach()
         if cfg.loss == "poisson":
             loss = poisson_nll(out["pred_amplitude"] ** 2, amp**2)
         else:
@@ -65,8 +127,31 @@ class ReconModule(L.LightningModule):
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "test")
 
+    def on_train_epoch_start(self) -> None:
+        """Probe warm-up: the probe group's learning rate is 0 until the warm-up has passed
+        (set once when it ends, so the plateau scheduler's later reductions stand)."""
+        if self.probe_param is None:
+            return
+        warm = self.probe_refinement.warmup_epochs
+        if self.current_epoch <= warm:
+            lr = self.probe_refinement.lr if self.current_epoch >= warm else 0.0
+            for opt in self.trainer.optimizers:
+                for group in opt.param_groups:
+                    if group.get("name") == "probe":
+                        group["lr"] = lr
+
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.parameters(), lr=self.learning_rate)
+        if self.probe_param is None:
+            opt = torch.optim.Adam(self.parameters(), lr=self.learning_rate)
+        else:
+            probe_ids = {id(p) for p in self.probe_param.parameters()}
+            rest = [p for p in self.parameters() if id(p) not in probe_ids]
+            warm = self.probe_refinement.warmup_epochs
+            opt = torch.optim.Adam([
+                {"params": rest, "name": "model"},
+                {"params": list(self.probe_param.parameters()), "name": "probe",
+                 "lr": 0.0 if warm > 0 else self.probe_refinement.lr},
+            ], lr=self.learning_rate)
         # The per-batch loss is noisy (patterns differ in content), so only a long plateau of
         # the epoch-mean loss lowers the rate; halving every few epochs starved training.
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=10)
