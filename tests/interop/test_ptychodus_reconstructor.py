@@ -260,7 +260,7 @@ def test_train_loads_the_new_model(trained) -> None:
     assert [loss.epoch for loss in outputs[0].training_loss] == [0]
     assert np.isfinite(outputs[0].training_loss[0].value)
     assert (run / "model.zip").is_file() and (run / "metrics.csv").is_file()
-    assert reconstructor.is_model_loaded() and reconstructor.bundle.model.cfg.n == N
+    assert reconstructor.is_model_loaded() and reconstructor.bundle.model.n == N
     assert reconstructor.bundle.manifest["training_data"]["n_patterns"] == 120
 
 

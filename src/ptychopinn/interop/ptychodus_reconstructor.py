@@ -64,10 +64,10 @@ from ptychopinn.inference.adapt import AdaptConfig
 from ptychopinn.inference.predict import InferConfig
 from ptychopinn.interop.ptychodus_io import (
     DIFFRACTION_FILE_NAME,
-    PtychodusProduct,
     amplitudes_from_counts,
     reconstruction_from_product,
 )
+from ptychopinn.io.ptychodus.bridge import product_from_ptychodus  # re-exported
 from ptychopinn.training.bundle import Bundle
 
 logger = logging.getLogger(__name__)
@@ -113,67 +113,6 @@ def default_run_config() -> RunConfig:
     validation groups; the network's patch size is the patterns'.
     """
     return RunConfig().with_overrides(train={"show_progress": False})
-
-
-def product_from_ptychodus(product: Product) -> PtychodusProduct:
-    """Convert a ``ptychodus.api.product.Product`` to our numpy :class:`PtychodusProduct`.
-
-    Parameters
-    ----------
-    product : ptychodus.api.product.Product
-        Needs object and probe pixel geometries and an object centre.
-
-    Returns
-    -------
-    PtychodusProduct
-        Same fields (positions in metres, (opr, modes, h, w) probe, (layers, H, W) object,
-        metadata, losses), validated, complex64.
-
-    Raises
-    ------
-    ValueError
-        One line when a field is missing or invalid (e.g. an empty object).
-    """
-    meta = product.metadata
-    positions = product.probe_positions
-    probes = product.probes
-    obj = product.object_
-    try:
-        probe_px = probes.get_pixel_geometry()
-        object_px = obj.get_pixel_geometry()
-        centre = obj.get_center()
-        return PtychodusProduct(
-            name=meta.name,
-            comments=meta.comments,
-            detector_object_distance_m=meta.detector_distance_m,
-            photon_energy_eV=meta.photon_energy_eV,
-            probe_photon_count=meta.probe_photon_count,
-            exposure_time_s=meta.exposure_time_s,
-            mass_attenuation_m2_per_kg=meta.mass_attenuation_m2_per_kg,
-            tomography_angle_deg=meta.tomography_angle_deg,
-            focus_object_distance_m=meta.focus_object_distance_m,
-            tilt_angle_deg=meta.tilt_angle_deg,
-            far_field=meta.far_field,
-            polarization=None if meta.polarization is None else str(meta.polarization.value),
-            probe_position_indexes=positions.get_indexes(),
-            probe_position_x_m=positions.get_coordinates_x_m(),
-            probe_position_y_m=positions.get_coordinates_y_m(),
-            probe_photon_counts=positions.get_probe_photon_counts(),
-            probe=probes.get_array(),
-            opr_weights=probes.get_opr_weights_or_none(),
-            probe_pixel_width_m=probe_px.width_m,
-            probe_pixel_height_m=probe_px.height_m,
-            object=obj.get_array(),
-            object_center_x_m=centre.x_m,
-            object_center_y_m=centre.y_m,
-            object_pixel_width_m=object_px.width_m,
-            object_pixel_height_m=object_px.height_m,
-            object_layer_spacing_m=np.asarray(obj.layer_spacing_m, dtype=np.float64),
-            loss_epochs=np.asarray([loss.epoch for loss in product.losses], dtype=np.int64),
-            loss_values=np.asarray([loss.value for loss in product.losses], dtype=np.float64),
-        )
-    except ValueError as exc:
-        raise ValueError(f"Ptychodus product {meta.name!r}: {exc}") from None
 
 
 def ptychodata_from_input(parameters: ReconstructInput) -> PtychoData:
