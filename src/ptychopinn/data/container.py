@@ -137,6 +137,22 @@ def _finite(data: PtychoData, name: str, a: np.ndarray) -> None:
         raise _fail(data, name, f"{bad} NaN/Inf values; expected finite values")
 
 
+def _check_amplitudes(data: PtychoData, d: np.ndarray, *, max_bytes: int = 16 << 20) -> None:
+    """Finite and >= 0, ``max_bytes`` of patterns at a time: a sum and a min per block, with
+    no temporary as large as the stack (the exact NaN/Inf count only on failure)."""
+    step = max(1, max_bytes // max(1, d[:1].nbytes))
+    lowest = np.inf
+    for s in range(0, d.shape[0], step):
+        block = d[s : s + step]
+        if not np.isfinite(block.sum(dtype=np.float64)):
+            _finite(data, "diffraction", d)
+        if block.size:
+            lowest = min(lowest, float(block.min()))
+    if lowest < 0:
+        raise _fail(data, "diffraction", f"negative values (min {lowest:.3g}); expected "
+                    "amplitudes >= 0")
+
+
 def _validate(data: PtychoData) -> None:
     """Check and normalise every field of ``data`` in place (frozen: via object.__setattr__)."""
 
@@ -164,10 +180,7 @@ def _validate(data: PtychoData) -> None:
     if isinstance(d, np.ndarray):
         if not (np.issubdtype(d.dtype, np.integer) or np.issubdtype(d.dtype, np.floating)):
             raise _fail(data, "diffraction", f"expected real amplitudes, got dtype {d.dtype}")
-        _finite(data, "diffraction", d)
-        if d.size and float(d.min()) < 0:
-            raise _fail(data, "diffraction", f"negative values (min {float(d.min()):.3g}); "
-                        "expected amplitudes >= 0")
+        _check_amplitudes(data, d)
     n = shape[1]
 
     probe = _complex(data, "probe", data.probe)
