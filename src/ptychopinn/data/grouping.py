@@ -183,6 +183,55 @@ def covering_groups(positions: np.ndarray, gridsize: int, *,
     return groups[order[keep[order]]]
 
 
+def partition_groups(positions: np.ndarray, gridsize: int) -> np.ndarray:
+    """Disjoint compact groups of C = gridsize² patterns: every pattern in exactly one group
+    (inference without the covering groups' ≈2× redundancy).
+
+    Balanced recursive bisection: a cell of n patterns that needs g = ⌈n/C⌉ groups is cut
+    across its longer side so that one part holds exactly C·⌊g/2⌋ patterns. Every leaf then
+    holds exactly C patterns except one, which is topped up with the patterns nearest its
+    centre (those few are predicted twice). Deterministic; the cut order depends on the
+    positions only (ties broken by index).
+
+    Parameters
+    ----------
+    positions : ndarray (M, 2) float
+        Pattern centres (row, col), pixels; M ≥ C.
+    gridsize : int
+
+    Returns
+    -------
+    ndarray (⌈M/C⌉, C) int64, members ordered as in :func:`nearest_groups`.
+    """
+    pos = np.asarray(positions, dtype=np.float64)
+    m, c = pos.shape[0], gridsize**2
+    if c == 1:
+        return np.arange(m, dtype=np.int64)[:, None]
+    if m < c:
+        raise PtychoInputError(f"only {m} patterns; a group needs C = {c}")
+    leaves: list[np.ndarray] = []
+    stack = [np.arange(m, dtype=np.int64)]
+    while stack:
+        idx = stack.pop()
+        g = -(-idx.size // c)
+        if g == 1:
+            leaves.append(idx)
+            continue
+        p = pos[idx]
+        axis = int(np.argmax(np.ptp(p, axis=0)))
+        order = idx[np.argsort(p[:, axis], kind="stable")]
+        cut = c * (g // 2)
+        stack += [order[cut:], order[:cut]]
+    groups = np.zeros((len(leaves), c), dtype=np.int64)
+    for i, leaf in enumerate(leaves):
+        if leaf.size < c:  # the one short leaf: add the nearest other patterns
+            _, near = cKDTree(pos).query(pos[leaf].mean(axis=0), k=min(m, 2 * c))
+            extra = [j for j in np.atleast_1d(near).tolist() if j not in set(leaf.tolist())]
+            leaf = np.concatenate([leaf, np.asarray(extra[: c - leaf.size], dtype=np.int64)])
+        groups[i] = leaf
+    return _order_members(pos, groups)
+
+
 def relative_offsets(positions: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Offsets r_i = p_i − c of each member from its group centre: (G, C, 2) float."""
     p = positions[groups]

@@ -26,7 +26,8 @@ class ModelConfig:
     ``n_filters_scale`` scales the base width of 16 filters; ``object_big`` merges the C
     patches per group; ``pad_object`` predicts the central N/2 region with the main decoder and
     the border with a small branch. ``n_iterations`` and ``refiner_width`` set the unrolled
-    network (physics steps K, refiner channels, memory channels carried between steps).
+    network (physics steps K, refiner channels, memory channels carried between steps);
+    ``n_res_blocks`` the residual blocks of ``resnet``.
     """
 
     kind: str = "pinn"
@@ -41,6 +42,7 @@ class ModelConfig:
     n_iterations: int = 6
     refiner_width: int = 16
     memory_channels: int = 4
+    n_res_blocks: int = 6
 
     def __post_init__(self) -> None:
         from ptychopinn.models.registry import check_kind
@@ -58,6 +60,8 @@ class ModelConfig:
             raise ValueError(f"memory_channels must be >= 0, got {self.memory_channels}")
         if self.refiner_width < 1:
             raise ValueError(f"refiner_width must be >= 1, got {self.refiner_width}")
+        if self.n_res_blocks < 0:
+            raise ValueError(f"n_res_blocks must be >= 0, got {self.n_res_blocks}")
 
     def widths(self, n: int) -> list[int]:
         """Filters per encoder stage for N = ``n``: 3 stages for N = 64, one more per doubling."""

@@ -18,12 +18,16 @@ KINDS: dict[str, str] = {
     "baseline": "supervised PtychoNN-style CNN (gridsize 1), MAE against labels",
     "unrolled": "unrolled physics network: K data-consistency steps on the group canvas "
                 "interleaved with small learned corrections, physics loss",
+    "physinit": "physics-initialised network: each pattern back-propagated with the probe's "
+                "far-field phase and divided by the probe, refined by a shared U-Net, merged",
+    "resnet": "residual generator (stem, 2 downsamplings, residual blocks, 2 upsamplings) in "
+              "place of the faithful encoder-decoder, physics loss",
 }
 
 
 #: Kinds whose weights act on the group canvas, not on member channels: they can infer with
 #: other group sizes than they trained with (``grouping.inference_gridsize``).
-CANVAS_KINDS: frozenset[str] = frozenset({"unrolled"})
+CANVAS_KINDS: frozenset[str] = frozenset({"unrolled", "physinit"})
 
 #: Run-config sections a kind is best trained with when the user gives no config (measured on
 #: the learning curve, BENCHMARKS.md): the unrolled network learns more per step from groups of
@@ -79,5 +83,20 @@ def _unrolled_net(cfg, *, n: int, gridsize: int) -> nn.Module:
     return UnrolledNet(cfg)  # weights act on the canvas: independent of N and C
 
 
+def _physinit_net(cfg, *, n: int, gridsize: int) -> nn.Module:
+    from ptychopinn.models.physinit import PhysInitNet
+
+    return PhysInitNet(cfg)  # weights shared by every member: independent of C
+
+
+def _resnet_net(cfg, *, n: int, gridsize: int) -> nn.Module:
+    from ptychopinn.models.resnet import ResNetGenerator
+
+    if n % 4:
+        raise ValueError(f"model.kind resnet needs a patch size divisible by 4, got {n}")
+    return ResNetGenerator(cfg, channels=gridsize**2)
+
+
 def _builders() -> dict[str, Callable]:
-    return {"pinn": _object_net, "baseline": _object_net, "unrolled": _unrolled_net}
+    return {"pinn": _object_net, "baseline": _object_net, "unrolled": _unrolled_net,
+            "physinit": _physinit_net, "resnet": _resnet_net}
