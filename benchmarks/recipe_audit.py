@@ -1,4 +1,4 @@
-"""Recipe audit (issue 13): the faithful PtychoPINN network, one change at a time, equal training time.
+"""Recipe audit (issue 13): the faithful PtychoPINN network, one change at a time, equal budget.
 
 Each variant changes one setting of the default ``model.kind: pinn`` configuration toward the
 original PtychoPINN recipe (width, learning rate, LR plateau on the validation loss, batch size,
@@ -62,8 +62,8 @@ def run_variant(name: str, overrides: dict, minutes: float | None, epochs: int |
 def table(rows: list[dict]) -> str:
     """Markdown table, deltas against the ``base`` row when present."""
     base = next((r for r in rows if r["variant"] == "base"), None)
-    lines = ["| variant | change | epochs | train min | train p/s | test phase / amp SSIM | Δ phase vs base "
-             "| train-half phase / amp |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | change | epochs | train min | train p/s | test phase / amp SSIM "
+             "| Δ phase vs base | train-half phase / amp |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         d = (f"{r['test']['phase_ssim'] - base['test']['phase_ssim']:+.3f}" if base else "")
         lines.append(f"| {r['variant']} | {r['change']} | {r['epochs']} | "

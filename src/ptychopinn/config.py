@@ -58,7 +58,8 @@ class TrainConfig:
             raise ValueError(f"probe_support_radius must be > 0 pixels, got "
                              f"{self.probe_support_radius}")
         if self.plateau_monitor not in ("train", "val"):
-            raise ValueError(f"plateau_monitor must be 'train' or 'val', got {self.plateau_monitor!r}")
+            raise ValueError("plateau_monitor must be 'train' or 'val', got "
+                             f"{self.plateau_monitor!r}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:

@@ -23,7 +23,8 @@ def test_unknown_kind_refused_in_one_line_naming_the_kinds():
         RunConfig.from_dict({"model": {"kind": "transformer"}}, source="cfg.yaml")
     msg = str(e.value)
     assert "\n" not in msg
-    assert "unknown model.kind 'transformer'; kinds: baseline, physinit, pinn, resnet, unrolled" in msg
+    assert ("unknown model.kind 'transformer'; kinds: baseline, physinit, pinn, resnet, "
+            "unrolled") in msg
     assert msg.startswith("cfg.yaml")
 
 
@@ -105,7 +106,8 @@ def test_unrolled_infers_with_larger_groups_and_others_refuse(tmp_path, tiny_dat
     assert r.info["gridsize"] == 3 and r.info["n_groups"] < tiny_data.n_patterns / 4
     r2 = reconstruct(tmp_path / "u", tiny_data, InferConfig(show_progress=False, gridsize=2))
     assert r2.info["gridsize"] == 2 and r2.info["n_groups"] > r.info["n_groups"]
-    with pytest.raises(PtychoInputError, match=r"not depend on C \(model.kind physinit, unrolled\)"):
+    with pytest.raises(PtychoInputError,
+                       match=r"not depend on C \(model.kind physinit, unrolled\)"):
         RunConfig.from_dict({"grouping": {"inference_gridsize": 3}})
     pinn = RunConfig().with_overrides(train={"epochs": 1, "show_progress": False})
     train(tiny_data, tmp_path / "p", pinn)
