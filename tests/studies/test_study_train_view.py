@@ -14,7 +14,8 @@ from ptychopinn.iterative import is_available
 from ptychopinn.studies.jobs import build_jobs, job_dir
 from ptychopinn.studies.runner import run_study
 from ptychopinn.studies.spec import load_study
-from tests.studies.conftest import write_study
+
+from .conftest import write_study
 
 VIEWS = {"dense": {}, "half": {"target_overlap": 0.5}}
 

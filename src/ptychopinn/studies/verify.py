@@ -34,6 +34,11 @@ def expected_artifacts(spec: StudySpec, jobs: list[Job]) -> list[str]:
         paths += [f"{base}/{f}" for f in JOB_OUTPUTS[job.kind]] + [f"{base}/{DONE}"]
     paths += list(STUDY_FILES)
     paths += [f"plots/{p}" for p in plot_names(spec)]
+    if (spec.iterative.snapshot_every is not None and any(m.is_network for m in spec.models)
+            and any(not m.is_network for m in spec.models)):
+        from ptychopinn.studies.timequality import EQUAL_TIME_CSV, REGIME_CSV, regime_plot
+
+        paths += [EQUAL_TIME_CSV, REGIME_CSV] + [f"plots/{regime_plot(s)}" for s in spec.evaluate]
     return paths
 
 
