@@ -44,8 +44,14 @@ def save_snapshots(path: str | Path, res: IterativeResult, origin: tuple[float, 
 
 
 def run_iterative_on_dataset(data: PtychoData | str | Path, out_dir: str | Path,
-                             cfg: IterativeConfig) -> Reconstruction:
+                             cfg: IterativeConfig, *, show_progress: bool = True
+                             ) -> Reconstruction:
     """Reconstruct with pty-chi in the dataset's object frame; writes the same outputs as infer.
+
+    The one way a dataset is run through pty-chi (``ptychopinn iterative`` and the study's
+    iterative jobs). ``info`` (also ``summary.json``): algorithm, epochs, ``wall_time_s``
+    (iterations), ``total_time_s`` (with the worker's start-up), device, pty-chi version,
+    ``n_patterns``, ``final_loss`` and, with snapshots, their count and overhead.
 
     Also writes ``loss_history.csv`` and, when the probe was refined, ``probe.npz``
     (``probeGuess``), usable as ``--probe`` or to replace a dataset's probe. With
@@ -58,10 +64,12 @@ def run_iterative_on_dataset(data: PtychoData | str | Path, out_dir: str | Path,
     frame = object_frame(data)
     pos = data.positions - np.asarray(frame.origin)
     res = run_iterative(np.asarray(data.diffraction, np.float32), pos, data.probe,
-                        frame.shape, cfg, show_progress=True)
+                        frame.shape, cfg, show_progress=show_progress)
     info = {"algorithm": res.algorithm, "epochs": len(res.loss_history),
-            "wall_time_s": res.wall_time_s, "device": res.device,
-            "ptychi_version": res.ptychi_version, "n_patterns": data.n_patterns}
+            "wall_time_s": res.wall_time_s, "total_time_s": res.total_time_s,
+            "device": res.device, "ptychi_version": res.ptychi_version,
+            "n_patterns": data.n_patterns,
+            "final_loss": float(res.loss_history[-1]) if len(res.loss_history) else None}
     if res.snapshot_objects is not None:
         info.update(snapshot_every=cfg.snapshot_every,
                     n_snapshots=int(res.snapshot_objects.shape[0]),

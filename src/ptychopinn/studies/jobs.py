@@ -23,7 +23,8 @@ split         simulate                               train.npz, test.npz
 view          split                                  train.npz, test.npz, overlap.json
 train         view                                   model.zip, summary.json, config.yaml, ...
 infer         train, view                            reconstruction.npz, info.json, PNGs
-iterative     view                                   reconstruction.npz, info.json, PNGs
+iterative     view                                   reconstruction.npz, info.json, PNGs,
+                                                     loss_history.csv, summary.json
 compare       view, every infer/iterative of a cell  metrics.csv, metrics.json, comparison.png
 ============  =====================================  ==========================================
 """
@@ -409,37 +410,22 @@ def _run_infer(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: in
 
 
 def _run_iterative(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: int) -> dict:
-    from ptychopinn.data.io import load_dataset
-    from ptychopinn.inference.predict import Reconstruction, save_reconstruction
-    from ptychopinn.inference.stitch import object_frame
-    from ptychopinn.iterative import IterativeConfig, is_available, run_iterative
+    from ptychopinn.iterative import IterativeConfig, is_available
+    from ptychopinn.iterative.run import run_iterative_on_dataset
 
     if not is_available():
         raise RuntimeError("pty-chi is not installed: pip install 'ptychopinn[ptychi]'")
     (view,) = _by_kind(dep_dirs, "view")
-    data = load_dataset(view / f"{job.params['split']}.npz")
     p = job.params
     cfg = IterativeConfig(algorithm=p["algorithm"], epochs=p["epochs"],
                           batch_size=p["batch_size"], seed=p["seed"], num_threads=threads,
                           device="auto", snapshot_every=p.get("snapshot_every"))
-    frame = object_frame(data)
-    res = run_iterative(np.asarray(data.diffraction, np.float32),
-                        data.positions - np.asarray(frame.origin), data.probe, frame.shape, cfg)
-    info = {"algorithm": res.algorithm, "epochs": len(res.loss_history),
-            "wall_time_s": res.wall_time_s, "total_time_s": res.total_time_s,
-            "device": res.device, "ptychi_version": res.ptychi_version,
-            "n_patterns": data.n_patterns,
-            "final_loss": float(res.loss_history[-1]) if len(res.loss_history) else None}
-    if res.snapshot_objects is not None:
-        from ptychopinn.iterative.run import SNAPSHOTS_FILE, save_snapshots
-
-        info.update(snapshot_every=cfg.snapshot_every,
-                    n_snapshots=int(res.snapshot_objects.shape[0]),
-                    snapshot_overhead_s=res.snapshot_overhead_s)
-        save_snapshots(folder / SNAPSHOTS_FILE, res, frame.origin, info)
-    save_reconstruction(Reconstruction(res.object, res.coverage, frame.origin, info), folder)
-    _write_json_atomic(folder / "info.json", info)
-    return {"wall_time_s": res.wall_time_s}
+    # the one pty-chi run on a dataset (also `ptychopinn iterative`): reconstruction.npz,
+    # snapshots.npz when asked, loss_history.csv and summary.json
+    recon = run_iterative_on_dataset(view / f"{p['split']}.npz", folder, cfg,
+                                     show_progress=False)
+    _write_json_atomic(folder / "info.json", recon.info)
+    return {"wall_time_s": recon.info["wall_time_s"]}
 
 
 def _run_compare(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: int) -> dict:
