@@ -108,6 +108,40 @@ def test_adaptation_lowers_the_physics_loss_and_writes_a_run(kind, runs, scan, t
     assert r.info["seconds"] < r.info["adapt_seconds"]
 
 
+@pytest.mark.parametrize("kind", ["pinn", "unrolled"])
+def test_adaptation_can_refine_the_probe(kind, runs, scan, tmp_path):
+    """``refine_probe``: the adapted bundle holds a new probe of the same total power (the
+    network with physics inside uses it too: its reconstruction follows it) and the run
+    directory its probe.npz on the scan's photon scale."""
+    from ptychopinn.data.simulate import load_probe
+    from ptychopinn.physics.probe import normalize_probe, probe_error
+
+    bundle = load_bundle(runs[kind])
+    res = adapt(bundle, scan, tmp_path / "a",
+                AdaptConfig(epochs=1, refine_probe=True, probe_lr=1e-2, show_progress=False))
+    p0 = bundle.model.physics.probe.numpy()
+    p1 = res.bundle.model.physics.probe.numpy()
+    assert probe_error(p1, p0) > 1e-3
+    assert np.sum(np.abs(p1) ** 2) == pytest.approx(np.sum(np.abs(p0) ** 2), rel=1e-4)
+    assert res.probe_path == tmp_path / "a" / "probe.npz"
+    saved = load_probe(res.probe_path, 16)
+    np.testing.assert_allclose(normalize_probe(saved)[0], p1, atol=1e-5)
+    assert np.sum(np.abs(saved) ** 2) == pytest.approx(np.sum(np.abs(scan.probe) ** 2),
+                                                       rel=1e-4)
+    assert res.info()["adapted_probe"] == str(res.probe_path)
+    # the refined probe reaches the reconstruction: the same weights with the old probe differ
+    swapped = load_bundle(tmp_path / "a")
+    swapped.model.physics.probe = torch.from_numpy(p0)
+    assert not np.allclose(reconstruct(res.bundle, scan, QUIET).object,
+                           reconstruct(swapped, scan, QUIET).object, atol=1e-4)
+
+
+def test_adapt_config_refuses_a_bad_probe_lr():
+    with pytest.raises(PtychoInputError) as e:
+        AdaptConfig(epochs=1, refine_probe=True, probe_lr=-1.0)
+    assert str(e.value) == "adaptation probe_lr must be > 0; got -1.0"
+
+
 def test_adaptation_is_time_boxed(runs, scan, tmp_path):
     res = adapt(runs["pinn"], scan, tmp_path / "a", AdaptConfig(minutes=0.01, show_progress=False))
     assert 1 <= res.epochs_completed < 1000
@@ -247,6 +281,11 @@ def _refused(argv, capsys) -> str:
     (["--refine", "lsqml", "--refine-epochs", "0"],
      "--refine-epochs must be an integer >= 1; got 0"),
     (["--refine-epochs", "5"], "--refine-epochs needs --refine ALGORITHM"),
+    (["--refine-probe"], "--refine-probe/--probe-lr refine the probe during adaptation; they "
+                         "need --adapt-minutes or --adapt-epochs"),
+    (["--adapt-epochs", "1", "--probe-lr", "0.1"], "--probe-lr needs --refine-probe"),
+    (["--adapt-epochs", "1", "--refine-probe", "--probe-lr", "-0.5"],
+     "--probe-lr must be > 0; got -0.5"),
 ])
 def test_cli_refuses_bad_budgets(extra, msg, runs, tiny_npz, tmp_path, capsys):
     out = tmp_path / "out"
@@ -281,7 +320,8 @@ def test_cli_refuses_adapting_the_supervised_baseline(runs, tiny_npz, tmp_path, 
                     "--out", str(out), "--adapt-minutes", "1"], capsys)
     assert err == ("ptychopinn infer: error: model.kind 'baseline' is supervised (trained "
                    "against labels) and cannot adapt to a scan; adaptation needs a "
-                   "physics-loss model (pinn, unrolled)")
+                   f"physics-loss model ({', '.join(PHYSICS_KINDS)})")
+    assert {"pinn", "unrolled"} <= set(PHYSICS_KINDS) and "baseline" not in PHYSICS_KINDS
     assert not out.exists()
 
 
