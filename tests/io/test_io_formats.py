@@ -40,6 +40,10 @@ def test_load_dataset_detects_npz_hdf5_and_batch_directory(tmp_path, tiny_data) 
     assert lazy.is_lazy and not eager.is_lazy
     np.testing.assert_array_equal(np.asarray(lazy.diffraction), eager.diffraction)
     (tmp_path / "d.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PtychoInputError, match=r"empty: is a directory without diffraction\.h5; "
+                                               "expected an NPZ or HDF5 file or a Ptychodus"):
+        load_dataset(tmp_path / "empty")
     with pytest.raises(PtychoInputError, match=r"d\.txt: not an NPZ or HDF5 file"):
         load_dataset(tmp_path / "d.txt")
     with pytest.raises(PtychoInputError, match="missing required array"):

@@ -53,7 +53,13 @@ def load_dataset(path: str | os.PathLike, *, values: ValuesKind | None = None,
     """
     path = Path(path)
     if path.is_dir():
+        from ptychopinn.io.ptychodus.batch import DIFFRACTION_FILE_NAME
         from ptychopinn.io.ptychodus.dataset import dataset_from_batch_directory
+
+        if not (path / DIFFRACTION_FILE_NAME).is_file():
+            raise PtychoInputError(f"is a directory without {DIFFRACTION_FILE_NAME}; expected an "
+                                   "NPZ or HDF5 file or a Ptychodus batch input directory",
+                                   path=path)
 
         return dataset_from_batch_directory(path)
     kind = file_kind(path)
