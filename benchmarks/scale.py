@@ -316,7 +316,6 @@ def _write_json(path: Path, obj: Any) -> None:
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    path.chmod(0o644)  # atomic_path's temporary file is private (mkstemp: 0600)
 
 
 # ---------------------------------------------------------------------------------- main
