@@ -11,17 +11,22 @@
 #      (`train --probe`; the bundle keeps that probe, so `infer` needs no --probe), and the unrolled
 #      physics network (`--model unrolled`, its recommended grouping) the same way
 #   4. infer on the same scan -> pinn/reconstruction.npz, unrolled/reconstruction.npz
-#   5. compare both against the LSQML reconstruction -> compare/{metrics.csv,frc.csv,comparison.png}
+#   5. issue #16: the unrolled network from tike's analytic probe guess (not LSQML's), once with the
+#      probe held fixed and once learning it (`train --refine-probe`: fixed power, circular support;
+#      the refined probe -> unrolled_refprobe_run/probe.npz), and the LSQML-probe network adapted
+#      for ADAPT_MINUTES to the scan (`infer --adapt-minutes`)
+#   6. compare all against the LSQML reconstruction -> compare/{metrics.csv,frc.csv,comparison.png}
 #
 # Run from the repository root (needs pty-chi: pip install 'ptychopinn[ptychi]'):
 #   bash examples/siemens_star.sh
-#   OUT=/tmp/star MINUTES=8 STAR=path/to/siemens-star-small.npz.bz2 bash examples/siemens_star.sh
+#   OUT=/tmp/star MINUTES=8 ADAPT_MINUTES=3 STAR=path/to/siemens-star-small.npz.bz2 bash examples/siemens_star.sh
 # Steps whose outputs exist are skipped, so an interrupted run can be restarted.
 # On a 2-core CPU: LSQML 100 epochs takes about 5-50 minutes (depending on load), training MINUTES.
 set -euo pipefail
 
 OUT=${OUT:-star_out}
 MINUTES=${MINUTES:-8}
+ADAPT_MINUTES=${ADAPT_MINUTES:-3}
 STAR=${STAR:-../shared/data/real/tike-siemens-star/siemens-star-small.npz.bz2}
 
 if [[ ! -f "$STAR" ]]; then
@@ -52,9 +57,27 @@ mkdir -p "$OUT"
 ptychopinn infer --model "$OUT/pinn_run" --data "$OUT/star.npz" --out "$OUT/pinn"
 ptychopinn infer --model "$OUT/unrolled_run" --data "$OUT/star.npz" --out "$OUT/unrolled"
 
-# 5. metrics, FRC and figure, with LSQML as the reference
+# 5. from tike's analytic probe: held fixed, and refined during training; then adaptation
+[[ -f "$OUT/unrolled_analytic_run/model.zip" ]] ||
+    ptychopinn train --data "$OUT/star.npz" --out "$OUT/unrolled_analytic_run" --model unrolled \
+        --epochs 100000 --max-minutes "$MINUTES"
+[[ -f "$OUT/unrolled_refprobe_run/model.zip" ]] ||
+    ptychopinn train --data "$OUT/star.npz" --out "$OUT/unrolled_refprobe_run" --model unrolled \
+        --refine-probe --probe-warmup-epochs 0 --epochs 100000 --max-minutes "$MINUTES"
+ptychopinn infer --model "$OUT/unrolled_analytic_run" --data "$OUT/star.npz" \
+    --out "$OUT/unrolled_analytic"
+ptychopinn infer --model "$OUT/unrolled_refprobe_run" --data "$OUT/star.npz" \
+    --out "$OUT/unrolled_refprobe"
+[[ -f "$OUT/unrolled_adapt/reconstruction.npz" ]] ||
+    ptychopinn infer --model "$OUT/unrolled_run" --data "$OUT/star.npz" \
+        --out "$OUT/unrolled_adapt" --adapt-minutes "$ADAPT_MINUTES"
+
+# 6. metrics, FRC and figure, with LSQML as the reference
 ptychopinn compare --ref "$OUT/lsqml/reconstruction.npz" \
-    --recon PtychoPINN="$OUT/pinn" PtychoPINN-Unrolled="$OUT/unrolled" PtyChi-LSQML="$OUT/lsqml" \
+    --recon PtychoPINN="$OUT/pinn" PtychoPINN-Unrolled="$OUT/unrolled" \
+    PtychoPINN-Unrolled+adapt="$OUT/unrolled_adapt" \
+    PtychoPINN-Unrolled-analytic-probe="$OUT/unrolled_analytic" \
+    PtychoPINN-Unrolled-refined-probe="$OUT/unrolled_refprobe" PtyChi-LSQML="$OUT/lsqml" \
     --out "$OUT/compare"
 
 echo "siemens_star.sh: done; see $OUT/compare/comparison.png and $OUT/compare/metrics.csv"

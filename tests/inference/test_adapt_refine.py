@@ -136,6 +136,25 @@ def test_adaptation_can_refine_the_probe(kind, runs, scan, tmp_path):
                            reconstruct(swapped, scan, QUIET).object, atol=1e-4)
 
 
+def test_refinement_after_probe_adaptation_starts_from_the_refined_probe(runs, scan_npz,
+                                                                         tmp_path, monkeypatch):
+    """``infer --adapt-epochs 1 --refine-probe --refine epie``: pty-chi gets the probe of
+    ``OUT/adapted/probe.npz`` (photon scale), not the dataset's."""
+    from ptychopinn.data.simulate import load_probe
+    from ptychopinn.inference.workflow import infer_to_dir
+
+    captured: dict = {}
+    monkeypatch.setattr(ptychi_backend, "is_available", lambda: True)
+    monkeypatch.setattr(ptychi_backend, "run_iterative", _fake_iterative(captured))
+    infer_to_dir(runs["pinn"], scan_npz, tmp_path / "out", QUIET,
+                 adapt_cfg=AdaptConfig(epochs=1, refine_probe=True, show_progress=False),
+                 refine=IterativeConfig(algorithm="epie", epochs=2))
+    refined = load_probe(tmp_path / "out" / "adapted" / "probe.npz", 16)
+    np.testing.assert_array_equal(captured["probe"], refined)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["adapted_probe"] == str(tmp_path / "out" / "adapted" / "probe.npz")
+
+
 def test_adapt_config_refuses_a_bad_probe_lr():
     with pytest.raises(PtychoInputError) as e:
         AdaptConfig(epochs=1, refine_probe=True, probe_lr=-1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import subprocess
 import sys
@@ -238,6 +239,38 @@ def test_reconstruct_with_adaptation(outputs, model_zip, reconstruct_input, refe
     assert all(np.array_equal(weights[k].numpy(), v.numpy()) for k, v in state.items())
     list(reconstructor.reconstruct(reconstruct_input))  # a second call keeps its own run
     assert (tmp_path / "keep" / "adapted_2" / "model.zip").is_file()
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("ptychi"), reason="pty-chi not installed")
+def test_reconstruct_with_refinement(outputs, model_zip, reconstruct_input) -> None:
+    """``refine=`` polishes the network object with pty-chi from it: the output is what
+    ``refine_reconstruction`` gives on the same scan; the losses are pty-chi's."""
+    from ptychopinn.inference.refine import refine_reconstruction
+    from ptychopinn.iterative.ptychi_backend import IterativeConfig
+
+    cfg = IterativeConfig(algorithm="lsqml", epochs=2, seed=0)
+    out = list(PtychopinnReconstructor(model_path=model_zip, refine=cfg)
+               .reconstruct(reconstruct_input))
+    data = ptychodata_from_input(reconstruct_input)
+    net = predict_reconstruct(load_bundle(model_zip), data, InferConfig(show_progress=False))
+    ref, it = refine_reconstruction(net, data, cfg, show_progress=False)
+    np.testing.assert_allclose(_object(out)[0], ref.object, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(_object(out), _object(outputs), atol=1e-3)
+    losses = out[0].product.losses
+    assert [v.epoch for v in losses] == [0, 1]
+    assert [v.value for v in losses] == pytest.approx(list(it.loss_history), rel=1e-5)
+
+
+def test_refinement_without_ptychi_is_refused(model_zip, monkeypatch) -> None:
+    from ptychopinn.errors import PtychoInputError
+    from ptychopinn.iterative import ptychi_backend
+    from ptychopinn.iterative.ptychi_backend import IterativeConfig
+
+    monkeypatch.setattr(ptychi_backend, "is_available", lambda: False)
+    with pytest.raises(PtychoInputError) as e:
+        PtychopinnReconstructor(model_path=model_zip, refine=IterativeConfig(epochs=2))
+    assert str(e.value) == ("refine= needs pty-chi, which is not installed: "
+                            "pip install 'ptychopinn[ptychi]'")
 
 
 def test_export_training_data(trained, reconstruct_input, reference_data, sim, tmp_path) -> None:

@@ -68,6 +68,7 @@ from ptychopinn.interop.ptychodus_io import (
     reconstruction_from_product,
 )
 from ptychopinn.io.ptychodus.bridge import product_from_ptychodus  # re-exported
+from ptychopinn.iterative.ptychi_backend import IterativeConfig
 from ptychopinn.training.bundle import Bundle
 
 logger = logging.getLogger(__name__)
@@ -257,6 +258,12 @@ class PtychopinnReconstructor(TrainableReconstructor):
     adapt_dir : path-like, optional
         Where adapted models are kept (one run directory per call, ``adapted``,
         ``adapted_2``, ...); default: a temporary directory, deleted afterwards.
+    refine : IterativeConfig, optional
+        Off by default. When set, the stitched (possibly adapted) network object is handed to
+        pty-chi as its initial guess and ``refine.epochs`` of ``refine.algorithm`` polish it
+        (:func:`ptychopinn.inference.refine.refine_reconstruction`); the output object is the
+        refined one and the product's losses are pty-chi's per epoch. Needs pty-chi (refused
+        at construction otherwise).
 
     Notes
     -----
@@ -273,8 +280,14 @@ class PtychopinnReconstructor(TrainableReconstructor):
         model_path: str | os.PathLike[str] | None = None,
         adapt: AdaptConfig | None = None,
         adapt_dir: str | os.PathLike[str] | None = None,
+        refine: IterativeConfig | None = None,
     ) -> None:
         super().__init__()
+        if refine is not None:
+            from ptychopinn.inference.refine import require_ptychi
+
+            require_ptychi("refine=")
+        self._refine = refine
         self._run_config = run_config or default_run_config()
         self._infer_config = infer_config or InferConfig(show_progress=False)
         self._adapt = adapt
@@ -338,6 +351,14 @@ class PtychopinnReconstructor(TrainableReconstructor):
             logger.info("%s: adapted in %.1f s (%d epochs), inference %.2f s", self.name,
                         recon.info["adapt_seconds"], recon.info["adapt_epochs"],
                         recon.info["seconds"])
+        losses: list[LossValue] = []
+        if self._refine is not None:
+            from ptychopinn.inference.refine import refine_reconstruction
+
+            recon, it = refine_reconstruction(recon, data, self._refine, show_progress=False)
+            losses = [LossValue(epoch=i, value=float(v)) for i, v in enumerate(it.loss_history)]
+            logger.info("%s: refined with %s, %d epochs in %.1f s", self.name, it.algorithm,
+                        len(losses), it.wall_time_s)
         product = parameters.product
         object_in = product.object_
         if object_in.num_layers > 1:
@@ -357,7 +378,7 @@ class PtychopinnReconstructor(TrainableReconstructor):
                 probe_positions=product.probe_positions,
                 probes=product.probes,
                 object_=object_out,
-                losses=[],
+                losses=losses,
             ),
             progress=1,
             status=0,
@@ -481,7 +502,7 @@ def install_in_ptychodus(**reconstructor_kwargs: Any) -> None:
     ----------
     **reconstructor_kwargs
         Passed to :class:`PtychopinnReconstructor` (``run_config``, ``infer_config``,
-        ``model_path``, ``adapt``, ``adapt_dir``).
+        ``model_path``, ``adapt``, ``adapt_dir``, ``refine``).
     """
     import ptychodus.model.core as core
 
