@@ -219,5 +219,5 @@ def test_infer_groups_cover_matches_every_and_bad_value_refused(trained, tiny_da
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == ("ptychopinn infer: error: argument --groups: invalid choice: 'all' "
-                       "(choose from 'cover', 'every')")
+                       "(choose from 'cover', 'every', 'partition')")
     assert not (tmp_path / "out").exists()
