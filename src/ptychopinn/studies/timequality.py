@@ -154,9 +154,10 @@ def _plot(spec: StudySpec, reg, split: str, path: Path) -> bool:
     sub = reg[reg["split"] == split]
     if sub.empty:
         return False
-    views = [v.name for v in spec.views if v.name in set(sub["view"])]
-    doses = [d for d in spec.doses if d in set(sub["dose"])][::-1]  # high dose on top
-    fig = Figure(figsize=(4.6 * 2, 0.8 * len(doses) + 1.6), layout="constrained")
+    views = [v.name for v in spec.views]  # every cell of the study; unfinished ones blank
+    doses = list(spec.doses)[::-1]  # high dose on top
+    fig = Figure(figsize=(1.45 * len(views) * 2 + 1.5, 0.75 * len(doses) + 1.6),
+                 layout="constrained")
     axes = fig.subplots(1, 2, squeeze=True)
     lim = max(0.05, float(np.nanmax(np.abs(sub[["margin_convergence",
                                                "margin_equal_time"]].to_numpy(float)))))
@@ -168,10 +169,12 @@ def _plot(spec: StudySpec, reg, split: str, path: Path) -> bool:
         for r in sub.itertuples():
             i, j = doses.index(r.dose), views.index(r.view)
             grid[i, j] = getattr(r, f"margin_{key}")
-            win = getattr(r, f"winner_{key}")
+            win = str(getattr(r, f"winner_{key}")).replace("-", "-\n", 1)
             star = "*" if key == "equal_time" and r.equal_time_first_epoch else ""
             ax.text(j, i, f"{win}\n{grid[i, j]:+.3f}{star}", ha="center", va="center",
-                    fontsize=7)
+                    fontsize=6.5, color="white" if abs(grid[i, j]) > 0.6 * lim else "black")
+        for i, j in zip(*np.nonzero(np.isnan(grid)), strict=True):
+            ax.text(j, i, "not run", ha="center", va="center", fontsize=6.5, color="grey")
         im = ax.imshow(grid, cmap="RdBu", norm=norm, aspect="auto")
         ax.set_xticks(range(len(views)), views)
         ax.set_yticks(range(len(doses)), [dose_label(d) for d in doses])
