@@ -210,6 +210,9 @@ def test_infer_groups_cover_matches_every_and_bad_value_refused(trained, tiny_da
     assert cover.info["n_groups"] < every.info["n_groups"] == tiny_data.n_patterns
     # same footprint up to the relative weight floor at the scan's faint edges
     assert np.mean((cover.coverage > 0) == (every.coverage > 0)) > 0.97
+    part = reconstruct(trained, tiny_data, InferConfig(show_progress=False, groups="partition"))
+    assert part.info["n_groups"] == -(-tiny_data.n_patterns // 4)  # gridsize 2: C = 4
+    assert np.mean((part.coverage > 0) == (every.coverage > 0)) > 0.97
     with pytest.raises(ValueError,
                        match="groups must be one of cover, every, partition; got 'all'"):
         InferConfig(groups="all")

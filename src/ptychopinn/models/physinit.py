@@ -65,6 +65,7 @@ class PhysInitNet(nn.Module):
         o0 = backprojection(target, probe)  # (B, C, N, N)
         pa = (probe.abs() / probe.abs().max()).expand(b, c, n, n)
         x = torch.stack([o0.real, o0.imag, pa], 2).reshape(b * c, 3, n, n)
+        x = x.contiguous(memory_format=torch.channels_last)  # faster convolutions on CPU
         skips = []
         for k, enc in enumerate(self.enc):
             x = enc(x if k == 0 else nn.functional.max_pool2d(x, 2))

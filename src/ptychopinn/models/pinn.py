@@ -158,8 +158,11 @@ class ObjectNet(nn.Module):
             self.amp.head.bias.data.fill_(math.log(4.0))
 
     def amplitude_phase(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, C, N, N) normalised amplitudes -> amplitude, phase (B, C, N, N) float."""
-        z = self.encoder(x)
+        """(B, C, N, N) normalised amplitudes -> amplitude, phase (B, C, N, N) float.
+
+        The convolutions run in channels-last memory format (CPU: 1.7× faster inference, 1.25×
+        faster training steps; ``benchmarks/cpu_efficiency.py``)."""
+        z = self.encoder(x.contiguous(memory_format=torch.channels_last))
         a = self.amp(z)
         act = self.cfg.amp_activation
         amp = torch.sigmoid(a) if act == "sigmoid" else (

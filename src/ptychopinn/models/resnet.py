@@ -62,7 +62,7 @@ class ResNetGenerator(nn.Module):
         self.amp_head.bias.data.fill_(math.log(4.0))  # sigmoid starts near amplitude 0.8
 
     def forward(self, x: Tensor) -> Tensor:
-        z = self.up(self.body(self.down(x)))
+        z = self.up(self.body(self.down(x.contiguous(memory_format=torch.channels_last))))
         amp = torch.sigmoid(self.amp_head(z))
         phase = math.pi * torch.tanh(self.phase_head(z))
         return torch.polar(amp, phase)
