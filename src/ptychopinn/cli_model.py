@@ -269,10 +269,11 @@ def add_commands(sub) -> None:
                    help="output folder (reconstruction.npz, amplitude/phase PNGs)")
     s.add_argument("--batch-size", type=int, default=None,
                    help="groups per forward pass (default: 64; 8 for canvas networks)")
-    s.add_argument("--groups", choices=("cover", "every", "partition"), default="cover",
+    s.add_argument("--groups", choices=("cover", "every", "partition"), default=None,
                    help="cover: few groups holding every pattern, all members stitched "
                         "(fast); every: one group per pattern, seed stitched; partition: "
-                        "disjoint groups, each pattern predicted once (fastest)")
+                        "disjoint groups, each pattern predicted once (fastest) (default: "
+                        "partition for unrolled/physinit, cover for the CNNs)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda")
     s.add_argument("--gridsize", type=int, default=None, metavar="G",
                    help="members per group G² at inference (default: the bundle's "

@@ -43,7 +43,8 @@ class InferConfig:
     CNNs; 8 for canvas networks, whose per-member temporaries then stay in cache — 1.45× faster
     on the 2-core CPU).
 
-    ``groups``: ``"cover"`` (default) predicts a small set of neighbour groups that holds
+    ``groups`` (None: ``"partition"`` for networks whose weights do not depend on C, else
+    ``"cover"``): ``"cover"`` predicts a small set of neighbour groups that holds
     every pattern and stitches all C members of each (≈ C× fewer forward passes for
     gridsize > 1); ``"every"`` makes every pattern the seed of its own group and stitches only
     the seed's patch; ``"partition"`` splits the scan into disjoint compact groups of C (each
@@ -58,13 +59,13 @@ class InferConfig:
     device: str = "auto"
     show_progress: bool = True
     weight_floor: float = 1e-3
-    groups: str = "cover"
+    groups: str | None = None
     gridsize: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.groups not in GROUPINGS:
+        if self.groups is not None and self.groups not in GROUPINGS:
             raise ValueError(f"groups must be one of {', '.join(GROUPINGS)}; got {self.groups!r}")
         if self.gridsize is not None and self.gridsize < 1:
             raise ValueError(f"gridsize must be >= 1, got {self.gridsize}")
@@ -146,11 +147,13 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
 
     t0 = time.perf_counter()
     # one KD-tree query for all seeds: (G, C) int64 (a tree per batch made time O(M²))
-    every = cfg.groups == "every"
+    # disjoint groups for C-independent networks: each pattern once, and no worse (BENCHMARKS)
+    mode = cfg.groups or ("partition" if canvas_net else "cover")
+    every = mode == "every"
     pool = (int(gcfg.get("neighbor_count", 6)) if gcfg.get("inference_members") == "pool"
             else None)
     all_groups = (nearest_groups(data.positions, g, pool=pool) if every
-                  else partition_groups(data.positions, g) if cfg.groups == "partition"
+                  else partition_groups(data.positions, g) if mode == "partition"
                   else covering_groups(data.positions, g, pool=pool))
     t_group = time.perf_counter() - t0
     n_groups = all_groups.shape[0]
@@ -193,7 +196,7 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     info = {
         "n_patterns": m,
         "n_groups": n_groups,
-        "groups": cfg.groups,
+        "groups": mode,
         "seconds": total,
         "patterns_per_second": m / total if total > 0 else 0.0,
         "network_seconds": t_net,
