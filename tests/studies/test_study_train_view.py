@@ -82,8 +82,8 @@ def test_dense_trained_network_and_equal_time_regime_map(tmp_path):
     assert sorted(reg["view"]) == ["dense", "half"]
     for r in reg.itertuples():
         e = eq[eq.view == r.view].iloc[0]
-        assert r.margin_convergence == pytest.approx(e.network_phase_ssim
-                                                     - e.iterative_phase_ssim)
+        assert r.margin_convergence == pytest.approx(e.network_phase_ssim   # 6 digits in csv
+                                                     - e.iterative_phase_ssim, abs=1e-5)
         assert r.winner_convergence == ("PtychoPINN" if r.margin_convergence > 0
                                         else "PtyChi-LSQML")
     assert (out / "plots" / "regime_map_test.png").stat().st_size > 0
