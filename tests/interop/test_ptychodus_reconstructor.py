@@ -350,12 +350,18 @@ def test_package_import_does_not_import_ptychodus() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_unrolled_bundle_reconstructs_through_ptychodus(reconstruct_input, reference_data,
-                                                        tmp_path) -> None:
-    """Every model kind works unchanged in the reconstructor: here the unrolled network."""
+@pytest.mark.parametrize("kind, model, grouping, gridsize", [
+    ("unrolled", {"n_iterations": 2, "refiner_width": 4}, {"inference_gridsize": 3}, 3),
+    ("physinit", {"n_filters_scale": 0.25}, {}, 2),
+    ("resnet", {"n_filters_scale": 0.25, "n_res_blocks": 1}, {}, 2),
+])
+def test_other_kinds_reconstruct_through_ptychodus(kind, model, grouping, gridsize,
+                                                   reconstruct_input, reference_data,
+                                                   tmp_path) -> None:
+    """Every model kind works unchanged in the reconstructor (the CNN ``pinn`` above)."""
     cfg = RunConfig().with_overrides(
-        model={"n": N, "kind": "unrolled", "n_iterations": 2, "refiner_width": 4},
-        grouping={"inference_gridsize": 3}, train={"epochs": 1, "show_progress": False})
+        model={"n": N, "kind": kind, **model},
+        grouping=grouping, train={"epochs": 1, "show_progress": False})
     from ptychopinn.training.api import train
 
     train(reference_data, tmp_path / "u", cfg)
@@ -363,7 +369,7 @@ def test_unrolled_bundle_reconstructs_through_ptychodus(reconstruct_input, refer
                 .reconstruct(reconstruct_input))
     ref = predict_reconstruct(load_bundle(tmp_path / "u"), reference_data,
                               InferConfig(show_progress=False))
-    assert ref.info["model_kind"] == "unrolled" and ref.info["gridsize"] == 3
+    assert ref.info["model_kind"] == kind and ref.info["gridsize"] == gridsize
     covered = ref.coverage > 0
     np.testing.assert_allclose(_object(outs)[0][covered], ref.object[covered], rtol=1e-4,
                                atol=1e-5)
