@@ -226,7 +226,8 @@ def partition_groups(positions: np.ndarray, gridsize: int) -> np.ndarray:
     for i, leaf in enumerate(leaves):
         if leaf.size < c:  # the one short leaf: add the nearest other patterns
             _, near = cKDTree(pos).query(pos[leaf].mean(axis=0), k=min(m, 2 * c))
-            extra = [j for j in np.atleast_1d(near).tolist() if j not in set(leaf.tolist())]
+            inside = set(leaf.tolist())
+            extra = [j for j in np.atleast_1d(near).tolist() if j not in inside]
             leaf = np.concatenate([leaf, np.asarray(extra[: c - leaf.size], dtype=np.int64)])
         groups[i] = leaf
     return _order_members(pos, groups)

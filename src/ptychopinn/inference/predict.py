@@ -146,9 +146,9 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    # one KD-tree query for all seeds: (G, C) int64 (a tree per batch made time O(M²))
     # disjoint groups for C-independent networks: each pattern once, and no worse (BENCHMARKS)
     mode = cfg.groups or ("partition" if canvas_net else "cover")
+    # all groups at once, (G, C) int64 (a KD-tree per batch made time O(M²))
     every = mode == "every"
     pool = (int(gcfg.get("neighbor_count", 6)) if gcfg.get("inference_members") == "pool"
             else None)

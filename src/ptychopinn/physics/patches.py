@@ -79,7 +79,7 @@ class PatchGeometry:
             flat = flat + (offs * (h * w))[:, None, None]
         self.flat = flat
         self.valid = None if bool(valid.all()) else valid  # None: every support pixel inside
-        self._w: dict[torch.dtype, tuple[Tensor, ...]] = {}
+        self._fracs_by_dtype: dict[torch.dtype, tuple[Tensor, Tensor]] = {}
 
     def _mask(self, x: Tensor) -> Tensor:
         return x if self.valid is None else x * self.valid.to(x.dtype)
@@ -99,12 +99,11 @@ class PatchGeometry:
 
     def _fracs(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """Fractional parts (fy, fx), each (K, 1, 1, 1), in the real dtype matching ``dtype``."""
-        key = (dtype, "frac")
-        if key not in self._w:
+        if dtype not in self._fracs_by_dtype:
             rdtype = torch.float64 if dtype in (torch.float64, torch.complex128) else torch.float32
             f = self.frac.to(rdtype)
-            self._w[key] = (f[:, 0, None, None, None], f[:, 1, None, None, None])
-        return self._w[key]
+            self._fracs_by_dtype[dtype] = (f[:, 0, None, None, None], f[:, 1, None, None, None])
+        return self._fracs_by_dtype[dtype]
 
     def place(self, patches: Tensor, out: Tensor | None = None) -> Tensor:
         """Adjoint of :meth:`extract`: patches added into (H, W) or (B, H, W) canvases.
