@@ -163,3 +163,15 @@ def test_cli_infer_bad_gridsize_is_one_line_and_writes_nothing(gridsize, words, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and words in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("section, key, value, words", [
+    ("train", "plateau_monitor", "loss", "plateau_monitor must be 'train' or 'val', got 'loss'"),
+    ("model", "n_res_blocks", -1, "n_res_blocks must be >= 0, got -1"),
+])
+def test_new_options_refuse_bad_values_in_one_line(section, key, value, words):
+    with pytest.raises(PtychoInputError) as e:
+        RunConfig.from_dict({section: {key: value}}, source="cfg.yaml")
+    msg = str(e.value)
+    assert "\n" not in msg and words in msg and msg.startswith("cfg.yaml")
+

@@ -92,8 +92,6 @@ def _physinit_net(cfg, *, n: int, gridsize: int) -> nn.Module:
 def _resnet_net(cfg, *, n: int, gridsize: int) -> nn.Module:
     from ptychopinn.models.resnet import ResNetGenerator
 
-    if n % 4:
-        raise ValueError(f"model.kind resnet needs a patch size divisible by 4, got {n}")
     return ResNetGenerator(cfg, channels=gridsize**2)
 
 

@@ -32,7 +32,7 @@ class ResBlock(nn.Module):
 
 
 class ResNetGenerator(nn.Module):
-    """Amplitudes (B, C, N, N) -> complex patches (B, C, N, N); N divisible by 4.
+    """Amplitudes (B, C, N, N) -> complex patches (B, C, N, N); N a power of two ≥ 16 (check_shape).
 
     Widths: base w = 16·``n_filters_scale`` at full resolution, 2w at N/2, 4w at N/4.
     """
