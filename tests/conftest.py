@@ -44,3 +44,12 @@ def tiny_npz(tmp_path_factory, tiny_data):
     path = tmp_path_factory.mktemp("data") / "tiny.npz"
     save_dataset(tiny_data, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def ptychi_worker():
+    """One pty-chi worker process shared by the tests (its start-up costs ~10 s on a CPU)."""
+    from ptychopinn.iterative import PtychiWorker
+
+    with PtychiWorker(num_threads=1) as worker:
+        yield worker

@@ -192,7 +192,7 @@ def _fake_iterative(captured: dict):
     """Stands in for ``run_iterative``: records its inputs, returns the start unchanged."""
 
     def run(diffraction, positions_rc, probe, object_shape, config=None, *, initial_object=None,
-            show_progress=False):
+            show_progress=False, worker=None):
         captured.update(start=initial_object, positions=positions_rc, probe=probe,
                         shape=object_shape, config=config)
         ones = np.ones(object_shape, np.float32)
@@ -233,14 +233,17 @@ def test_refinement_starts_from_the_stitched_object(runs, tiny_data, monkeypatch
 
 
 @needs_ptychi
-def test_lsqml_from_the_network_is_at_least_as_good_as_from_free_space(runs, tiny_data):
+def test_lsqml_from_the_network_is_at_least_as_good_as_from_free_space(runs, tiny_data,
+                                                                        ptychi_worker):
     from ptychopinn.evaluation.metrics import evaluate
 
     net = reconstruct(runs["pinn"], tiny_data, QUIET)
     cfg = IterativeConfig(algorithm="lsqml", epochs=10)
-    refined, res_net = refine_reconstruction(net, tiny_data, cfg, show_progress=False)
+    refined, res_net = refine_reconstruction(net, tiny_data, cfg, show_progress=False,
+                                             worker=ptychi_worker)
     res_flat = ptychi_backend.run_iterative(np.asarray(tiny_data.diffraction), tiny_data.positions,
-                                            tiny_data.probe, tiny_data.obj.shape, cfg)
+                                            tiny_data.probe, tiny_data.obj.shape, cfg,
+                                            worker=ptychi_worker)
     assert res_net.loss_history[-1] <= res_flat.loss_history[-1]
     cov = res_flat.coverage
     m_net = evaluate(tiny_data.obj, refined.object, coverage=cov)

@@ -249,11 +249,13 @@ def test_reconstruct_with_refinement(outputs, model_zip, reconstruct_input) -> N
     from ptychopinn.iterative.ptychi_backend import IterativeConfig
 
     cfg = IterativeConfig(algorithm="lsqml", epochs=2, seed=0)
-    out = list(PtychopinnReconstructor(model_path=model_zip, refine=cfg)
-               .reconstruct(reconstruct_input))
+    reconstructor = PtychopinnReconstructor(model_path=model_zip, refine=cfg)
+    out = list(reconstructor.reconstruct(reconstruct_input))
+    assert reconstructor._ptychi_worker.running  # kept open for the next call
     data = ptychodata_from_input(reconstruct_input)
     net = predict_reconstruct(load_bundle(model_zip), data, InferConfig(show_progress=False))
-    ref, it = refine_reconstruction(net, data, cfg, show_progress=False)
+    ref, it = refine_reconstruction(net, data, cfg, show_progress=False,
+                                    worker=reconstructor._ptychi_worker)
     np.testing.assert_allclose(_object(out)[0], ref.object, rtol=1e-4, atol=1e-5)
     assert not np.allclose(_object(out), _object(outputs), atol=1e-3)
     losses = out[0].product.losses

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 
@@ -114,12 +115,13 @@ def scene() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def lsqml_run(scene):
+def lsqml_run(scene, ptychi_worker):
     import torch
 
     before = (torch.get_default_dtype(), torch.get_default_device())
     cfg = IterativeConfig(epochs=15, batch_size=16, num_threads=1, seed=0)
-    result = run_iterative(scene["diffraction"], scene["positions"], scene["probe"], (H, W), cfg)
+    result = run_iterative(scene["diffraction"], scene["positions"], scene["probe"], (H, W), cfg,
+                           worker=ptychi_worker)
     after = (torch.get_default_dtype(), torch.get_default_device())
     return {"result": result, "before": before, "after": after}
 
@@ -129,7 +131,7 @@ def lsqml_run(scene):
 
 
 @pytest.fixture(scope="module")
-def forward_case() -> dict[str, np.ndarray]:
+def forward_case(ptychi_worker) -> dict[str, np.ndarray]:
     """One pty-chi forward call on a 64 x 128 canvas.
 
     Left half: white-noise complex object, integer positions (exact-match test).
@@ -145,7 +147,7 @@ def forward_case() -> dict[str, np.ndarray]:
     )
     subpixel = np.array([[25.3, 30.7], [30.5, 22.25], [40.8, 36.1], [22.0, 41.6]]) + [0, W]
     positions = np.concatenate([integer, subpixel])
-    theirs = ptychi_forward_amplitudes(obj, probe, positions)
+    theirs = ptychi_forward_amplitudes(obj, probe, positions, worker=ptychi_worker)
     return {
         "object": obj,
         "probe": probe,
@@ -216,16 +218,17 @@ def test_result_fields(scene, lsqml_run):
 
 
 @pytest.mark.parametrize("algorithm", ["epie", "rpie", "dm"])
-def test_other_algorithms_reduce_phase_error(scene, algorithm):
+def test_other_algorithms_reduce_phase_error(scene, algorithm, ptychi_worker):
     cfg = IterativeConfig(algorithm=algorithm, epochs=15, batch_size=16, num_threads=1)
-    res = run_iterative(scene["diffraction"], scene["positions"], scene["probe"], (H, W), cfg)
+    res = run_iterative(scene["diffraction"], scene["positions"], scene["probe"], (H, W), cfg,
+                        worker=ptychi_worker)
     initial = _phase_error(np.ones((H, W), np.complex64), scene["object"])
     final = _phase_error(res.object, scene["object"])
     assert res.algorithm == algorithm and res.loss_history.shape == (15,)
     assert final < 0.75 * initial, (algorithm, initial, final)
 
 
-def test_probe_refinement_from_normalised_probe(scene, caplog):
+def test_probe_refinement_from_normalised_probe(scene, caplog, ptychi_worker):
     true_probe = scene["probe"]
     # a normalised (unit-energy), slightly too wide probe: needs rescale_probe
     yy, xx = np.mgrid[:N, :N] - N / 2
@@ -236,8 +239,8 @@ def test_probe_refinement_from_normalised_probe(scene, caplog):
     )
     with caplog.at_level(logging.INFO, logger="ptychopinn.iterative"):
         res = run_iterative(
-            scene["diffraction"], scene["positions"], guess, (H, W), cfg, show_progress=True
-        )
+            scene["diffraction"], scene["positions"], guess, (H, W), cfg, show_progress=True,
+            worker=ptychi_worker)
     assert any("epoch 20/20" in r.getMessage() for r in caplog.records)
     counts = scene["diffraction"].astype(np.float64) ** 2
     expected_scale = np.sqrt(counts.sum(axis=(1, 2)).mean())
@@ -249,12 +252,13 @@ def test_probe_refinement_from_normalised_probe(scene, caplog):
     assert res.loss_history[-1] < 0.05 * res.loss_history[0]
 
 
-def test_position_refinement_moves_towards_truth(scene):
+def test_position_refinement_moves_towards_truth(scene, ptychi_worker):
     rng = np.random.default_rng(5)
     true_pos = scene["positions"]
     start = true_pos + rng.uniform(-1.0, 1.0, true_pos.shape)
     cfg = IterativeConfig(epochs=15, batch_size=16, refine_positions=True, num_threads=1)
-    res = run_iterative(scene["diffraction"], start, scene["probe"], (H, W), cfg)
+    res = run_iterative(scene["diffraction"], start, scene["probe"], (H, W), cfg,
+                        worker=ptychi_worker)
     before = np.linalg.norm(start - true_pos, axis=1).mean()
     after = np.linalg.norm(res.positions_rc - true_pos, axis=1).mean()
     assert after < 0.9 * before, (before, after)
@@ -331,15 +335,46 @@ def test_missing_ptychi_message(monkeypatch, scene):
         run_iterative(scene["diffraction"], scene["positions"], scene["probe"], (H, W))
 
 
-def test_worker_failure_is_one_line(scene):
+def test_worker_failure_is_one_line_and_ends_the_process(scene):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("needs a machine without CUDA")
     cfg = IterativeConfig(device="cuda", epochs=1)
-    with pytest.raises(RuntimeError, match="^pty-chi worker failed: .*cuda") as info:
-        run_iterative(scene["diffraction"], scene["positions"], scene["probe"], (H, W), cfg)
-    assert "\n" not in str(info.value)
+    with ptychi_backend.PtychiWorker() as worker:
+        for _ in range(2):  # the second run starts a fresh process and fails the same way
+            with pytest.raises(RuntimeError, match="^pty-chi worker failed: .*cuda") as info:
+                run_iterative(scene["diffraction"], scene["positions"], scene["probe"], (H, W),
+                              cfg, worker=worker)
+            assert "\n" not in str(info.value)
+            assert not worker.running
+
+
+def test_a_served_run_does_not_depend_on_the_runs_before_it(scene, lsqml_run, ptychi_worker):
+    """The shared worker has run other algorithms and refinements by now: same bits."""
+    cfg = IterativeConfig(epochs=15, batch_size=16, num_threads=1, seed=0)
+    again = run_iterative(scene["diffraction"], scene["positions"], scene["probe"], (H, W), cfg,
+                          worker=ptychi_worker)
+    assert ptychi_worker.running
+    np.testing.assert_array_equal(again.object, lsqml_run["result"].object)
+    np.testing.assert_array_equal(again.loss_history, lsqml_run["result"].loss_history)
+    assert again.total_time_s < 0.5 * lsqml_run["result"].total_time_s + 5.0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_use_its_parents_worker(lsqml_run, ptychi_worker):
+    assert ptychi_worker.running
+    pid = os.fork()
+    if pid == 0:  # child: the handle must not claim the parent's process
+        os._exit(0 if not ptychi_worker.running else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert ptychi_worker.running  # the parent's is untouched
+
+
+def test_worker_num_threads_is_checked():
+    with pytest.raises(ValueError, match=r"^num_threads must be None or an integer >= 1; got 0$"):
+        ptychi_backend.PtychiWorker(num_threads=0)
 
 
 # ---------------------------------------------------------------------------------------

@@ -69,10 +69,10 @@ def test_trajectory_of_the_run_matches_evaluate(snap_out, tiny_data):
     assert traj.values("phase", "ssim")[-1] > traj.values("phase", "ssim")[0]
 
 
-def test_snapshot_every_equal_to_epochs_keeps_one(tiny_data):
+def test_snapshot_every_equal_to_epochs_keeps_one(tiny_data, ptychi_worker):
     cfg = IterativeConfig(epochs=2, snapshot_every=2, num_threads=1)
     res = run_iterative(tiny_data.diffraction, tiny_data.positions, tiny_data.probe,
-                        tiny_data.obj.shape, cfg)
+                        tiny_data.obj.shape, cfg, worker=ptychi_worker)
     assert res.snapshot_epochs.tolist() == [2]
     assert res.snapshot_seconds[0] == pytest.approx(res.wall_time_s, rel=1e-9)
     np.testing.assert_array_equal(res.snapshot_objects[0], res.object)

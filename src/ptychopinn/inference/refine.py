@@ -87,7 +87,8 @@ def initial_object(recon: Reconstruction, data: PtychoData, *, scale_amplitude: 
 
 
 def refine_reconstruction(recon: Reconstruction, data: PtychoData, cfg: IterativeConfig, *,
-                          scale_amplitude: bool = True, show_progress: bool = True
+                          scale_amplitude: bool = True, show_progress: bool = True,
+                          worker: ptychi_backend.PtychiWorker | None = None
                           ) -> tuple[Reconstruction, IterativeResult]:
     """Refine a network reconstruction with ``cfg.epochs`` of pty-chi ``cfg.algorithm``.
 
@@ -95,13 +96,14 @@ def refine_reconstruction(recon: Reconstruction, data: PtychoData, cfg: Iterativ
     ``ptychopinn iterative``). Returns the refined reconstruction (same frame; coverage =
     pty-chi's probe-intensity coverage, as ``iterative`` writes it; ``info`` holds the
     refinement's timing beside the network's under ``network``) and pty-chi's result.
+    ``worker``: a :class:`~ptychopinn.iterative.PtychiWorker` kept open across runs.
     """
     require_ptychi()
     start, a = initial_object(recon, data, scale_amplitude=scale_amplitude)
     pos, origin = _check_frame(recon, data)
     res = ptychi_backend.run_iterative(np.asarray(data.diffraction, np.float32), pos,
                                        data.probe, start.shape, cfg, initial_object=start,
-                                       show_progress=show_progress)
+                                       show_progress=show_progress, worker=worker)
     net = dict(recon.info)
     info = {
         "method": f"network+{res.algorithm}",

@@ -1,6 +1,7 @@
-"""Subprocess worker that runs pty-chi (``python -m ptychopinn.iterative._worker IN OUT``).
+"""Subprocess worker that runs pty-chi (``python -m ptychopinn.iterative._worker``).
 
-Not part of the public API: :mod:`ptychopinn.iterative.ptychi_backend` starts it. It reads
+Not part of the public API: :class:`ptychopinn.iterative.ptychi_backend.PtychiWorker` starts
+it. It serves runs until its stdin closes: each request is one line ``IN<TAB>OUT``. It reads
 ``IN`` (``.npz``: ``counts`` (M,N,N) float32 DC-centred intensities, ``positions_rc`` (M,2)
 float64 patch centres in object pixels, ``probe`` (N,N) complex64 on the ortho-FFT scale,
 ``object`` (H,W) complex64 initial object, ``config_json`` 0-d str) and writes ``OUT``
@@ -9,7 +10,9 @@ float64 patch centres in object pixels, ``probe`` (N,N) complex64 on the ortho-F
 snapshot copies excluded) and ``snapshot_objects`` (S,H,W) complex64, taken every K epochs and
 after the last. It runs in its own process because pty-chi sets torch's global default
 dtype and device. Progress goes to stderr as ``PTYCHOPINN_PROGRESS epoch=E/T loss=L`` lines,
-a fatal error as one ``PTYCHOPINN_ERROR <message>`` line (exit code 1).
+a failed run's error as one ``PTYCHOPINN_ERROR <message>`` line, and the end of every run as
+``PTYCHOPINN_DONE <0|1>``. Starting the process (torch, pty-chi and torch's compiler stack are
+imported) costs ~10 s on a CPU, which is why one process serves several runs.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 logger = logging.getLogger("ptychopinn.iterative._worker")
 
 _ERROR_PREFIX = "PTYCHOPINN_ERROR "
+_DONE_PREFIX = "PTYCHOPINN_DONE "
 
 
 def _install_torchvision_shim() -> None:
@@ -129,7 +133,7 @@ def _resolve_device(requested: str) -> str:
     return requested
 
 
-def _main(in_path: Path, out_path: Path) -> None:
+def _main(in_path: Path, out_path: Path, default_threads: int) -> None:
     with np.load(in_path, allow_pickle=False) as inp:
         counts = inp["counts"].astype(np.float32)
         positions = inp["positions_rc"].astype(np.float64)
@@ -139,8 +143,8 @@ def _main(in_path: Path, out_path: Path) -> None:
 
     import torch
 
-    if cfg.get("num_threads"):
-        torch.set_num_threads(int(cfg["num_threads"]))
+    # every run sets its own thread count (a served process outlives the run's config)
+    torch.set_num_threads(int(cfg.get("num_threads") or default_threads))
     device = _resolve_device(cfg["device"])
 
     _install_torchvision_shim()
@@ -234,20 +238,47 @@ def _save(out_path: Path, **arrays: np.ndarray) -> None:
         np.savez(fh, **arrays)
 
 
+def _serve(requests, default_threads: int) -> None:
+    """Run each ``IN<TAB>OUT`` line of ``requests``; end every run with a DONE line."""
+    for line in requests:
+        in_s, tab, out_s = line.rstrip("\n").partition("\t")
+        rc = 1
+        try:
+            if not tab:
+                raise ValueError(f"expected 'IN<TAB>OUT', got {line.strip()!r}")
+            _main(Path(in_s), Path(out_s), default_threads)
+            rc = 0
+        except Exception as exc:  # report one line; the parent raises RuntimeError
+            logger.debug("run failed", exc_info=True)
+            msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+            sys.stderr.write(f"{_ERROR_PREFIX}{msg}\n")
+        finally:
+            _release_memory()
+        sys.stderr.write(f"{_DONE_PREFIX}{rc}\n")
+        sys.stderr.flush()
+
+
+def _release_memory() -> None:
+    """Drop what the finished run left behind (pty-chi's task, cached GPU blocks)."""
+    import gc
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m ptychopinn.iterative._worker IN.npz OUT.npz``."""
+    """Entry point: ``python -m ptychopinn.iterative._worker`` (requests on stdin)."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        sys.stderr.write(f"{_ERROR_PREFIX}usage: python -m ptychopinn.iterative._worker IN OUT\n")
+    if args:
+        sys.stderr.write(f"{_ERROR_PREFIX}usage: python -m ptychopinn.iterative._worker "
+                         "(one 'IN<TAB>OUT' request per line on stdin)\n")
         return 2
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
-    try:
-        _main(Path(args[0]), Path(args[1]))
-    except Exception as exc:  # report one line; the parent raises RuntimeError
-        logger.debug("worker failed", exc_info=True)
-        msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-        sys.stderr.write(f"{_ERROR_PREFIX}{msg}\n")
-        return 1
+    import torch
+
+    _serve(sys.stdin, torch.get_num_threads())
     return 0
 
 

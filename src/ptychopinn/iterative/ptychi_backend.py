@@ -33,6 +33,7 @@ off (it recentres positions and moves them off our canvas).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -43,6 +44,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -57,6 +59,7 @@ __all__ = [
     "ALGORITHMS",
     "IterativeConfig",
     "IterativeResult",
+    "PtychiWorker",
     "coverage_map",
     "is_available",
     "ptychi_forward_amplitudes",
@@ -71,6 +74,7 @@ _DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 _NOT_INSTALLED = "pty-chi is not installed: pip install 'ptychopinn[ptychi]'"
 _PROGRESS_RE = re.compile(r"^PTYCHOPINN_PROGRESS epoch=(\d+)/(\d+) loss=(\S+)")
 _ERROR_PREFIX = "PTYCHOPINN_ERROR "
+_DONE_PREFIX = "PTYCHOPINN_DONE "
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,7 +176,8 @@ class IterativeResult:
         Seconds spent in pty-chi's reconstruction loop (excluding process start-up and
         snapshot copies).
     total_time_s : float
-        Seconds for the whole call, including worker start-up and data exchange.
+        Seconds for the whole call, including data exchange and the worker's start-up
+        (when the call started one).
     device : str
         Device that ran the reconstruction (``"cpu"`` or ``"cuda"``).
     algorithm : str
@@ -247,6 +252,7 @@ def run_iterative(
     *,
     initial_object: np.ndarray | None = None,
     show_progress: bool = False,
+    worker: PtychiWorker | None = None,
 ) -> IterativeResult:
     """Reconstruct an object with pty-chi from measured diffraction amplitudes.
 
@@ -271,6 +277,9 @@ def run_iterative(
     show_progress : bool
         Show a progress bar (stderr) and log a line every few epochs at INFO level;
         otherwise progress goes to DEBUG.
+    worker : PtychiWorker, optional
+        A worker process kept open across runs (saves its ≈10 s start-up); default: one
+        started for this call.
 
     Returns
     -------
@@ -327,7 +336,7 @@ def run_iterative(
             object=obj0,
             config_json=np.array(json.dumps(worker_cfg)),
         )
-        _run_worker(in_path, out_path, config, show_progress=show_progress)
+        _run_worker(in_path, out_path, config, show_progress=show_progress, worker=worker)
         with np.load(out_path, allow_pickle=False) as out:
             obj = out["object"].astype(np.complex64)
             probe_out = out["probe"].astype(np.complex64)
@@ -376,6 +385,7 @@ def ptychi_forward_amplitudes(
     positions_rc: np.ndarray,
     *,
     device: str = "cpu",
+    worker: PtychiWorker | None = None,
 ) -> np.ndarray:
     """Predict diffraction amplitudes with pty-chi's own forward model.
 
@@ -394,6 +404,8 @@ def ptychi_forward_amplitudes(
         (M, 2) patch centres ``(row, col)`` in object pixels.
     device : {"auto", "cpu", "cuda"}
         Device for the worker.
+    worker : PtychiWorker, optional
+        A worker process kept open across runs; default: one started for this call.
 
     Returns
     -------
@@ -424,7 +436,7 @@ def ptychi_forward_amplitudes(
             object=obj_arr.astype(np.complex64),
             config_json=np.array(json.dumps(worker_cfg)),
         )
-        _run_worker(in_path, out_path, config, show_progress=False)
+        _run_worker(in_path, out_path, config, show_progress=False, worker=worker)
         with np.load(out_path, allow_pickle=False) as out:
             return out["amplitudes"].astype(np.float32)
 
@@ -542,14 +554,14 @@ def _validate_inputs(
     return amplitudes, pos, prb, (h, w)
 
 
-def _worker_env(config: IterativeConfig) -> dict[str, str]:
+def _worker_env(num_threads: int | None) -> dict[str, str]:
     env = dict(os.environ)
     # Make the worker importable from a source checkout too (src layout).
     src_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src_root, env.get("PYTHONPATH", "")) if p)
-    if config.num_threads is not None:
-        env["OMP_NUM_THREADS"] = str(config.num_threads)
-        env["MKL_NUM_THREADS"] = str(config.num_threads)
+    if num_threads is not None:
+        env["OMP_NUM_THREADS"] = str(num_threads)
+        env["MKL_NUM_THREADS"] = str(num_threads)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -594,32 +606,129 @@ class _WorkerLog:
             self.bar.close()
 
 
-def _run_worker(
-    in_path: Path, out_path: Path, config: IterativeConfig, *, show_progress: bool
-) -> None:
-    """Run the pty-chi worker, forwarding its stderr to logging (and a progress bar)."""
-    cmd = [sys.executable, "-m", "ptychopinn.iterative._worker", str(in_path), str(out_path)]
-    logger.debug("Starting pty-chi worker: %s", " ".join(cmd))
-    log = _WorkerLog(config.algorithm, config.epochs, show_progress)
-    with subprocess.Popen(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=_worker_env(config),
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-    ) as proc:
+class PtychiWorker:
+    """A pty-chi worker process that serves several runs.
+
+    Starting the worker imports torch, pty-chi and torch's compiler stack (≈10 s on a CPU,
+    far longer than a small reconstruction); a worker held open pays that once. Pass it as
+    ``worker=`` to :func:`run_iterative` (and the functions built on it); without one, each
+    call starts and ends its own. Use as a context manager or call :meth:`close`.
+
+    The process starts at the first run. Runs through one worker are serialised (a lock). A
+    failed or interrupted run ends the process (the next run starts a fresh one, so nothing a
+    failure left behind is reused); so does the end of the parent process (stdin closes). A
+    worker inherited across ``fork`` is not shared: the child starts its own.
+
+    Parameters
+    ----------
+    num_threads : int or None
+        Threads the process starts with (``OMP_NUM_THREADS``); ``None`` inherits the
+        environment. Each run then uses its ``IterativeConfig.num_threads``, or this default.
+    """
+
+    def __init__(self, num_threads: int | None = None) -> None:
+        if num_threads is not None and (not _is_int(num_threads) or num_threads < 1):
+            raise ValueError(f"num_threads must be None or an integer >= 1; got {num_threads!r}")
+        self.num_threads = num_threads
+        self._proc: subprocess.Popen | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> PtychiWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # also at interpreter shutdown
+            self._stop(kill=True)
+
+    @property
+    def running(self) -> bool:
+        """Whether a worker process is alive (it starts at the first run)."""
+        return self._proc is not None and self._pid == os.getpid() and self._proc.poll() is None
+
+    def close(self) -> None:
+        """End the worker process (waits for the current run, if any)."""
+        with self._lock:
+            self._stop(kill=False)
+
+    def _stop(self, *, kill: bool) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or self._pid != os.getpid():
+            return  # nothing started, or the parent's (inherited through fork): not ours
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
         try:
-            for raw in proc.stderr or ():
-                log.feed(raw.rstrip("\n"))
-        except BaseException:
-            proc.kill()  # interrupted: do not leave the worker running
-            raise
-        finally:
-            log.close()
-    returncode = proc.returncode  # Popen.__exit__ has waited for the worker
-    if returncode != 0 or not out_path.exists():
-        detail = log.error_line or (log.tail[-1] if log.tail else f"exit code {returncode}")
-        raise RuntimeError(f"pty-chi worker failed: {detail}")
+            if kill:
+                proc.kill()
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        with contextlib.suppress(OSError):
+            proc.stderr.close()
+
+    def _start(self) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "ptychopinn.iterative._worker"]
+        logger.debug("Starting pty-chi worker: %s", " ".join(cmd))
+        self._proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=_worker_env(self.num_threads),
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+        self._pid = os.getpid()
+        return self._proc
+
+    def _run(self, in_path: Path, out_path: Path, config: IterativeConfig, *,
+             show_progress: bool) -> None:
+        """One run: ``in_path`` -> ``out_path``, its stderr forwarded to logging and a bar."""
+        with self._lock:
+            if not self.running:
+                self._proc = None  # dead, or inherited through fork: start a fresh one
+                self._start()
+            proc = self._proc
+            log = _WorkerLog(config.algorithm, config.epochs, show_progress)
+            rc: int | None = None
+            try:
+                try:
+                    proc.stdin.write(f"{in_path}\t{out_path}\n")
+                    proc.stdin.flush()
+                except BrokenPipeError:
+                    pass  # it died since the check; its exit is reported below
+                for raw in proc.stderr:
+                    line = raw.rstrip("\n")
+                    if line.startswith(_DONE_PREFIX):
+                        rc = int(line[len(_DONE_PREFIX):])
+                        break
+                    log.feed(line)
+            except BaseException:
+                self._stop(kill=True)  # interrupted: do not leave the worker running
+                raise
+            finally:
+                log.close()
+            if rc is None:  # the process ended without finishing the run
+                self._stop(kill=True)
+                detail = log.error_line or (log.tail[-1] if log.tail
+                                            else f"exit code {proc.returncode}")
+                raise RuntimeError(f"pty-chi worker failed: {detail}")
+            if rc != 0 or not out_path.exists():
+                self._stop(kill=True)
+                detail = log.error_line or f"no output ({out_path.name})"
+                raise RuntimeError(f"pty-chi worker failed: {detail}")
+
+
+def _run_worker(in_path: Path, out_path: Path, config: IterativeConfig, *,
+                show_progress: bool, worker: PtychiWorker | None) -> None:
+    """Run through ``worker``, or through a worker of its own that ends with the run."""
+    if worker is not None:
+        worker._run(in_path, out_path, config, show_progress=show_progress)
+        return
+    with PtychiWorker(num_threads=config.num_threads) as own:
+        own._run(in_path, out_path, config, show_progress=show_progress)

@@ -12,7 +12,12 @@ from ptychopinn.data.container import PtychoData, object_frame
 from ptychopinn.io.dataset import load_dataset
 from ptychopinn.io.files import atomic_path
 from ptychopinn.io.reconstruction import Reconstruction, save_reconstruction
-from ptychopinn.iterative.ptychi_backend import IterativeConfig, IterativeResult, run_iterative
+from ptychopinn.iterative.ptychi_backend import (
+    IterativeConfig,
+    IterativeResult,
+    PtychiWorker,
+    run_iterative,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +49,8 @@ def save_snapshots(path: str | Path, res: IterativeResult, origin: tuple[float, 
 
 
 def run_iterative_on_dataset(data: PtychoData | str | Path, out_dir: str | Path,
-                             cfg: IterativeConfig, *, show_progress: bool = True
-                             ) -> Reconstruction:
+                             cfg: IterativeConfig, *, show_progress: bool = True,
+                             worker: PtychiWorker | None = None) -> Reconstruction:
     """Reconstruct with pty-chi in the dataset's object frame; writes the same outputs as infer.
 
     The one way a dataset is run through pty-chi (``ptychopinn iterative`` and the study's
@@ -57,14 +62,14 @@ def run_iterative_on_dataset(data: PtychoData | str | Path, out_dir: str | Path,
     (``probeGuess``), usable as ``--probe`` or to replace a dataset's probe. With
     ``cfg.snapshot_every`` = K it writes ``snapshots.npz`` (:func:`save_snapshots`). Every file
     is written only after pty-chi has finished, each atomically: an interrupted or failed run
-    leaves nothing in ``out_dir``.
+    leaves nothing in ``out_dir``. ``worker``: a :class:`PtychiWorker` kept open across runs.
     """
     if not isinstance(data, PtychoData):
         data = load_dataset(data)
     frame = object_frame(data)
     pos = data.positions - np.asarray(frame.origin)
     res = run_iterative(np.asarray(data.diffraction, np.float32), pos, data.probe,
-                        frame.shape, cfg, show_progress=show_progress)
+                        frame.shape, cfg, show_progress=show_progress, worker=worker)
     info = {"algorithm": res.algorithm, "epochs": len(res.loss_history),
             "wall_time_s": res.wall_time_s, "total_time_s": res.total_time_s,
             "device": res.device, "ptychi_version": res.ptychi_version,
