@@ -53,3 +53,18 @@ def ptychi_worker():
 
     with PtychiWorker(num_threads=1) as worker:
         yield worker
+
+
+@pytest.fixture(scope="session")
+def cli_train_run(tmp_path_factory, tiny_npz):
+    """``ptychopinn train --epochs 1`` on the tiny scan in a fresh process, as a user runs it
+    (default log level): (run directory, stderr)."""
+    import subprocess
+    import sys
+
+    run = tmp_path_factory.mktemp("cli_train") / "run"
+    p = subprocess.run([sys.executable, "-m", "ptychopinn.cli", "train", "--data", str(tiny_npz),
+                        "--out", str(run), "--epochs", "1", "--accelerator", "cpu"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return run, p.stderr

@@ -28,8 +28,8 @@ def _train(tiny_npz, out, *extra: str) -> str:
 
 
 @pytest.mark.slow
-def test_lightning_banners_print_at_most_once(tiny_npz, tmp_path):
-    quiet = _train(tiny_npz, tmp_path / "run")
+def test_lightning_banners_print_at_most_once(tiny_npz, tmp_path, cli_train_run):
+    _, quiet = cli_train_run  # ``ptychopinn train`` at the default level
     assert quiet.count("GPU available") <= 1, quiet[-2000:]
     assert "INFO:" not in quiet, quiet[-2000:]
     assert "GPU available" not in quiet  # library INFO lines are hidden at the default level
