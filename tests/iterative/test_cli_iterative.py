@@ -15,13 +15,12 @@ from ptychopinn.inference.predict import load_reconstruction  # noqa: E402
 from ptychopinn.physics.probe import normalize_probe  # noqa: E402
 from ptychopinn.training.bundle import load_bundle  # noqa: E402
 
+from .conftest import EPOCHS  # noqa: E402
 
-@pytest.fixture(scope="module")
-def lsqml_out(tmp_path_factory, tiny_npz):
-    out = tmp_path_factory.mktemp("lsqml") / "out"
-    assert main(["iterative", "--data", str(tiny_npz), "--out", str(out), "--epochs", "3",
-                 "--refine-probe"]) == 0
-    return out
+
+@pytest.fixture
+def lsqml_out(cli_lsqml_out):
+    return cli_lsqml_out
 
 
 def test_iterative_writes_the_documented_files(lsqml_out, tiny_data):
@@ -31,11 +30,11 @@ def test_iterative_writes_the_documented_files(lsqml_out, tiny_data):
     for f in ("amplitude.png", "phase.png", "summary.json"):
         assert (lsqml_out / f).exists(), f
     summary = json.loads((lsqml_out / "summary.json").read_text())
-    assert summary["algorithm"] == "lsqml" and summary["epochs"] == 3
+    assert summary["algorithm"] == "lsqml" and summary["epochs"] == EPOCHS
     assert summary["n_patterns"] == tiny_data.n_patterns and summary["wall_time_s"] > 0
     with open(lsqml_out / "loss_history.csv", newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["epoch", "loss"] and len(rows) == 4
+    assert rows[0] == ["epoch", "loss"] and len(rows) == EPOCHS + 1
     losses = [float(v) for _, v in rows[1:]]  # plain numbers (no "np.float64(...)")
     assert all(np.isfinite(losses))
     with np.load(lsqml_out / "probe.npz", allow_pickle=False) as z:

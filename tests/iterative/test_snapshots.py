@@ -21,15 +21,12 @@ from ptychopinn.evaluation import evaluate, load_snapshots, trajectory  # noqa: 
 from ptychopinn.inference.predict import load_reconstruction  # noqa: E402
 from ptychopinn.iterative import IterativeConfig, run_iterative  # noqa: E402
 
-EPOCHS, EVERY = 5, 2
+from .conftest import EPOCHS, EVERY  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def snap_out(tmp_path_factory, tiny_npz):
-    out = tmp_path_factory.mktemp("snap") / "out"
-    assert main(["iterative", "--data", str(tiny_npz), "--out", str(out),
-                 "--epochs", str(EPOCHS), "--snapshot-every", str(EVERY)]) == 0
-    return out
+@pytest.fixture
+def snap_out(cli_lsqml_out):
+    return cli_lsqml_out
 
 
 def test_snapshot_count_epochs_and_increasing_times(snap_out, tiny_data):
