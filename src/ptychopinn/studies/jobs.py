@@ -409,6 +409,22 @@ def _run_infer(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: in
     return {"seconds": recon.info.get("seconds")}
 
 
+#: Name of the dask worker plugin that lends pty-chi workers (``runner.PtychiWorkers``).
+PTYCHI_LENDER = "ptychopinn-ptychi-workers"
+
+
+def _borrowed_ptychi_worker() -> contextlib.AbstractContextManager:
+    """The dask worker's pty-chi worker lender (a context giving a PtychiWorker), or one
+    giving None (a worker started for the run) outside dask or without the plugin."""
+    try:
+        from distributed import get_worker
+
+        lender = get_worker().plugins.get(PTYCHI_LENDER)
+    except (ImportError, ValueError):  # not on a dask worker
+        lender = None
+    return lender.borrow() if lender is not None else contextlib.nullcontext(None)
+
+
 def _run_iterative(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: int) -> dict:
     from ptychopinn.iterative import IterativeConfig, is_available
     from ptychopinn.iterative.run import run_iterative_on_dataset
@@ -421,9 +437,11 @@ def _run_iterative(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads
                           batch_size=p["batch_size"], seed=p["seed"], num_threads=threads,
                           device="auto", snapshot_every=p.get("snapshot_every"))
     # the one pty-chi run on a dataset (also `ptychopinn iterative`): reconstruction.npz,
-    # snapshots.npz when asked, loss_history.csv and summary.json
-    recon = run_iterative_on_dataset(view / f"{p['split']}.npz", folder, cfg,
-                                     show_progress=False)
+    # snapshots.npz when asked, loss_history.csv and summary.json; through a pty-chi worker
+    # the dask worker keeps open (runner.PtychiWorkers) when the runner registered one
+    with _borrowed_ptychi_worker() as worker:
+        recon = run_iterative_on_dataset(view / f"{p['split']}.npz", folder, cfg,
+                                         show_progress=False, worker=worker)
     _write_json_atomic(folder / "info.json", recon.info)
     return {"wall_time_s": recon.info["wall_time_s"]}
 
