@@ -261,6 +261,8 @@ def test_reconstruct_with_refinement(outputs, model_zip, reconstruct_input) -> N
     losses = out[0].product.losses
     assert [v.epoch for v in losses] == [0, 1]
     assert [v.value for v in losses] == pytest.approx(list(it.loss_history), rel=1e-5)
+    reconstructor.close()
+    assert not reconstructor._ptychi_worker.running
 
 
 def test_refinement_without_ptychi_is_refused(model_zip, monkeypatch) -> None:

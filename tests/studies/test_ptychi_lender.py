@@ -26,3 +26,14 @@ def test_borrowed_workers_are_reused_one_per_running_job_and_closed_at_teardown(
 def test_outside_dask_a_run_starts_its_own_worker():
     with jobs._borrowed_ptychi_worker() as worker:
         assert worker is None
+
+
+def test_a_worker_borrowed_during_teardown_is_closed_when_returned(monkeypatch):
+    closed = []
+    monkeypatch.setattr(PtychiWorker, "close", lambda self: closed.append(self))
+    lender = PtychiWorkers(threads=1)
+    lender.setup(worker=None)
+    with lender.borrow() as w:  # a job still running when the study ends
+        lender.teardown(worker=None)
+        assert closed == []
+    assert closed == [w]

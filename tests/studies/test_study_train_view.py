@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +15,7 @@ import pytest
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.iterative import is_available
 from ptychopinn.studies.jobs import build_jobs, job_dir
-from ptychopinn.studies.runner import run_study
+from ptychopinn.studies.runner import PtychiWorkers, run_study
 from ptychopinn.studies.spec import load_study
 
 from .conftest import write_study
@@ -46,15 +49,34 @@ def test_train_view_and_snapshot_every_are_checked(tmp_path):
         load_study(write_study(tmp_path, {"iterative": {"epochs": 3, "snapshot_every": 4}}))
 
 
+def _ptychi_worker_processes() -> set[int]:
+    """Live children of this process that are pty-chi workers (empty without Linux /proc)."""
+    found = set()
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    for task in tasks.iterdir() if tasks.exists() else ():
+        for pid in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                if b"ptychopinn.iterative._worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.add(int(pid))
+    return found
+
+
 @pytest.mark.skipif(not is_available(), reason="pty-chi not installed")
-def test_dense_trained_network_and_equal_time_regime_map(tmp_path):
+def test_dense_trained_network_and_equal_time_regime_map(tmp_path, monkeypatch):
     spec = load_study(write_study(tmp_path, {
         "doses": [1.0e6], "views": VIEWS, "train_view": "dense",
         "models": ["PtychoPINN", "PtyChi-LSQML"],
         "iterative": {"epochs": 3, "snapshot_every": 1}}))
     out = tmp_path / "out"
+    lent = []
+    borrow = PtychiWorkers.borrow
+    monkeypatch.setattr(PtychiWorkers, "borrow", lambda self: lent.append(1) or borrow(self))
+    before = _ptychi_worker_processes()
     result = run_study(spec, out, show_progress=False)
     assert result.ok, result.errors
+    # the iterative jobs ran through pty-chi workers the study lent, closed at its end
+    assert len(lent) == sum(j.kind == "iterative" for j in build_jobs(spec)) == 2
+    assert _ptychi_worker_processes() <= before
     assert sorted(j for j in result.states if j.startswith("train-")) == [
         "train-d1e6-dense-PtychoPINN"]
     # the half view's test half was reconstructed by the dense-trained bundle

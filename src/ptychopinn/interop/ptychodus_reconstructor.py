@@ -265,7 +265,8 @@ class PtychopinnReconstructor(TrainableReconstructor):
         refined one and the product's losses are pty-chi's per epoch. Needs pty-chi (refused
         at construction otherwise). The instance keeps its pty-chi worker process open
         between calls (:class:`~ptychopinn.iterative.PtychiWorker`), so only the first
-        refinement pays the worker's start-up (≈10 s on a CPU); it ends with the instance.
+        refinement pays the worker's start-up (≈13 s on a CPU); it ends with :meth:`close`
+        or the instance.
 
     Notes
     -----
@@ -301,6 +302,11 @@ class PtychopinnReconstructor(TrainableReconstructor):
         self._bundle: Bundle | None = None
         if model_path is not None:
             self.load_model_from_file(Path(model_path))
+
+    def close(self) -> None:
+        """End the pty-chi worker process kept for ``refine=`` (a later call starts another)."""
+        if self._ptychi_worker is not None:
+            self._ptychi_worker.close()
 
     @property
     def name(self) -> str:

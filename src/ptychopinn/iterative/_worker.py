@@ -12,7 +12,7 @@ after the last. It runs in its own process because pty-chi sets torch's global d
 dtype and device. Progress goes to stderr as ``PTYCHOPINN_PROGRESS epoch=E/T loss=L`` lines,
 a failed run's error as one ``PTYCHOPINN_ERROR <message>`` line, and the end of every run as
 ``PTYCHOPINN_DONE <0|1>``. Starting the process (torch, pty-chi and torch's compiler stack are
-imported) costs ~10 s on a CPU, which is why one process serves several runs.
+imported) costs ~13 s on a 2-core CPU, which is why one process serves several runs.
 """
 
 from __future__ import annotations
@@ -254,7 +254,8 @@ def _serve(requests, default_threads: int) -> None:
             sys.stderr.write(f"{_ERROR_PREFIX}{msg}\n")
         finally:
             _release_memory()
-        sys.stderr.write(f"{_DONE_PREFIX}{rc}\n")
+        # on a line of its own even after a partial line (e.g. a C library's warning)
+        sys.stderr.write(f"\n{_DONE_PREFIX}{rc}\n")
         sys.stderr.flush()
 
 

@@ -278,7 +278,7 @@ def run_iterative(
         Show a progress bar (stderr) and log a line every few epochs at INFO level;
         otherwise progress goes to DEBUG.
     worker : PtychiWorker, optional
-        A worker process kept open across runs (saves its ≈10 s start-up); default: one
+        A worker process kept open across runs (saves its ≈13 s start-up); default: one
         started for this call.
 
     Returns
@@ -563,6 +563,7 @@ def _worker_env(num_threads: int | None) -> dict[str, str]:
         env["OMP_NUM_THREADS"] = str(num_threads)
         env["MKL_NUM_THREADS"] = str(num_threads)
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"  # requests (paths) go over stdin as UTF-8
     return env
 
 
@@ -609,7 +610,7 @@ class _WorkerLog:
 class PtychiWorker:
     """A pty-chi worker process that serves several runs.
 
-    Starting the worker imports torch, pty-chi and torch's compiler stack (≈10 s on a CPU,
+    Starting the worker imports torch, pty-chi and torch's compiler stack (≈13 s on a 2-core CPU,
     far longer than a small reconstruction); a worker held open pays that once. Pass it as
     ``worker=`` to :func:`run_iterative` (and the functions built on it); without one, each
     call starts and ends its own. Use as a context manager or call :meth:`close`.
@@ -617,7 +618,10 @@ class PtychiWorker:
     The process starts at the first run. Runs through one worker are serialised (a lock). A
     failed or interrupted run ends the process (the next run starts a fresh one, so nothing a
     failure left behind is reused); so does the end of the parent process (stdin closes). A
-    worker inherited across ``fork`` is not shared: the child starts its own.
+    worker inherited across ``fork`` is not shared: the child starts its own. (A forked child
+    still holds the inherited end of the worker's stdin: while it lives, the worker outlives
+    the parent's :meth:`close` by up to 30 s, then is killed.) An idle worker keeps its memory,
+    on a GPU its CUDA context (a few hundred MB), until it is closed.
 
     Parameters
     ----------
@@ -633,6 +637,7 @@ class PtychiWorker:
         self._proc: subprocess.Popen | None = None
         self._pid = 0
         self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
 
     def __enter__(self) -> PtychiWorker:
         return self
@@ -651,8 +656,14 @@ class PtychiWorker:
 
     def close(self) -> None:
         """End the worker process (waits for the current run, if any)."""
-        with self._lock:
+        with self._guard():
             self._stop(kill=False)
+
+    def _guard(self) -> threading.Lock:
+        """The lock of this process (a fork may have copied the lock in a held state)."""
+        if self._lock_pid != os.getpid():
+            self._lock, self._lock_pid = threading.Lock(), os.getpid()
+        return self._lock
 
     def _stop(self, *, kill: bool) -> None:
         proc, self._proc = self._proc, None
@@ -689,9 +700,9 @@ class PtychiWorker:
     def _run(self, in_path: Path, out_path: Path, config: IterativeConfig, *,
              show_progress: bool) -> None:
         """One run: ``in_path`` -> ``out_path``, its stderr forwarded to logging and a bar."""
-        with self._lock:
+        with self._guard():
             if not self.running:
-                self._proc = None  # dead, or inherited through fork: start a fresh one
+                self._stop(kill=True)  # dead (its pipes closed), or inherited through fork
                 self._start()
             proc = self._proc
             log = _WorkerLog(config.algorithm, config.epochs, show_progress)
@@ -705,7 +716,7 @@ class PtychiWorker:
                 for raw in proc.stderr:
                     line = raw.rstrip("\n")
                     if line.startswith(_DONE_PREFIX):
-                        rc = int(line[len(_DONE_PREFIX):])
+                        rc = int(line[len(_DONE_PREFIX):].strip() or 1)
                         break
                     log.feed(line)
             except BaseException:

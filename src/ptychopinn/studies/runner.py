@@ -164,16 +164,18 @@ class PtychiWorkers(WorkerPlugin):
 
         self._idle: list[Any] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     def teardown(self, worker: Any) -> None:  # noqa: D102
         with self._lock:
-            idle, self._idle = self._idle, []
-        for w in idle:
+            idle, self._idle, self._closed = self._idle, [], True
+        for w in idle:  # each exits as soon as its stdin closes
             w.close()
 
     @contextlib.contextmanager
     def borrow(self) -> Iterator[Any]:
-        """An idle pty-chi worker (or a new one) for one job; returned afterwards."""
+        """An idle pty-chi worker (or a new one) for one job; returned afterwards (closed
+        instead when the plugin was torn down meanwhile)."""
         from ptychopinn.iterative import PtychiWorker
 
         with self._lock:
@@ -182,7 +184,11 @@ class PtychiWorkers(WorkerPlugin):
             yield w
         finally:
             with self._lock:
-                self._idle.append(w)
+                keep = not self._closed
+                if keep:
+                    self._idle.append(w)
+            if not keep:
+                w.close()
 
 
 @contextlib.contextmanager
