@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 import zipfile
 
 import numpy as np
@@ -122,7 +123,11 @@ def test_resume_continues_from_checkpoint_epoch(tmp_path, tiny_data):
     train(tiny_data, run, _cfg(epochs=1))
     with pytest.raises(ValueError, match="pass --resume"):
         train(tiny_data, run, _cfg(epochs=3))
-    res = train(tiny_data, run, _cfg(epochs=3), resume=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = train(tiny_data, run, _cfg(epochs=3), resume=True)
+    # the run keeps its logs and checkpoints: Lightning's "not empty ... will be deleted" is hidden
+    assert not [w for w in caught if "exists and is not empty" in str(w.message)], caught
     summary = json.loads((run / "summary.json").read_text())
     assert summary["resumed_from_epoch"] == 1 and res.epochs_completed == 3
     import pandas as pd

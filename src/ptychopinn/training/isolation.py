@@ -2,8 +2,9 @@
 
 Lightning seeds the global RNGs (``seed_everything``), switches torch's deterministic
 algorithms on, sets cuDNN and environment flags, prints a cloud-logging tip and triggers a
-torch ``LeafSpec`` FutureWarning on every run. :func:`isolated_training` undoes the first
-group on exit and hides the last two while it runs.
+torch ``LeafSpec`` FutureWarning on every run (and, on resume, warnings that the run's folders
+are not empty). :func:`isolated_training` undoes the first group on exit and hides the rest
+while it runs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ LIGHTNING_TIP_LOGGERS = ("lightning.pytorch.utilities.rank_zero",
                          "lightning.fabric.utilities.rank_zero")
 _ENV = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "CUBLAS_WORKSPACE_CONFIG")
 _LEAFSPEC = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+# On --resume Lightning warns that the run's logs and checkpoints "exist and are not empty" and
+# that old log files "will be deleted": the run keeps both (metrics.csv merges the earlier rows)
+_RESUME_NOISE = (r"Experiment logs directory .* exists and is not empty",
+                 r"Checkpoint directory .* exists and is not empty")
 
 
 @contextmanager
@@ -63,7 +68,8 @@ class _DropLitLoggerTip(logging.Filter):
 
 @contextmanager
 def quiet_lightning() -> Iterator[None]:
-    """Hide Lightning's litlogger tip and torch's LeafSpec FutureWarning (nothing else)."""
+    """Hide Lightning's litlogger tip, torch's LeafSpec FutureWarning and Lightning's
+    misleading "directory exists and is not empty" warnings on resume (nothing else)."""
     tip = _DropLitLoggerTip()
     loggers = [logging.getLogger(name) for name in LIGHTNING_TIP_LOGGERS]
     for lg in loggers:
@@ -71,6 +77,8 @@ def quiet_lightning() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_LEAFSPEC, category=FutureWarning)
+            for message in _RESUME_NOISE:
+                warnings.filterwarnings("ignore", message=message, category=UserWarning)
             yield
     finally:
         for lg in loggers:
