@@ -115,13 +115,13 @@ def scene() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def lsqml_run(scene):
-    """LSQML-15 in a worker process of its own (fresh), the reference for the served runs."""
+def lsqml_run(scene, ptychi_worker):
     import torch
 
     before = (torch.get_default_dtype(), torch.get_default_device())
     cfg = IterativeConfig(epochs=15, batch_size=16, num_threads=1, seed=0)
-    result = run_iterative(scene["diffraction"], scene["positions"], scene["probe"], (H, W), cfg)
+    result = run_iterative(scene["diffraction"], scene["positions"], scene["probe"], (H, W), cfg,
+                           worker=ptychi_worker)
     after = (torch.get_default_dtype(), torch.get_default_device())
     return {"result": result, "before": before, "after": after}
 
@@ -351,9 +351,9 @@ def test_worker_failure_is_one_line_and_ends_the_process(scene):
 
 
 def test_a_served_run_does_not_depend_on_the_runs_before_it(scene, lsqml_run, ptychi_worker):
-    """The shared worker has run other algorithms and refinements by now: the same bits as
-    the fresh process of ``lsqml_run``."""
-    for algorithm in ("epie", "lsqml"):  # whatever ran last, the run is the same
+    """Whatever ran last in the shared worker, the same run gives the same bits (the fresh
+    process against the served one: ``test_snapshots.py::test_served_run_equals_the_cli_run``)."""
+    for algorithm in ("epie", "lsqml"):
         cfg = IterativeConfig(algorithm=algorithm, epochs=2, batch_size=16, num_threads=1)
         run_iterative(scene["diffraction"], scene["positions"], scene["probe"], (H, W), cfg,
                       worker=ptychi_worker)
@@ -363,7 +363,6 @@ def test_a_served_run_does_not_depend_on_the_runs_before_it(scene, lsqml_run, pt
         np.testing.assert_array_equal(again.object, lsqml_run["result"].object)
         np.testing.assert_array_equal(again.loss_history, lsqml_run["result"].loss_history)
     assert ptychi_worker.running
-    assert again.total_time_s < 0.5 * lsqml_run["result"].total_time_s + 5.0
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

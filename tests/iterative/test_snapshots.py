@@ -136,3 +136,17 @@ def test_interrupted_run_leaves_nothing(how, tiny_npz, tmp_path):
     assert not out.exists() or not any(out.iterdir())
     with pytest.raises(ProcessLookupError):  # the worker did not outlive the run
         os.kill(workers[0], 0)
+
+
+def test_served_run_equals_the_cli_run(snap_out, tiny_npz, ptychi_worker, tmp_path):
+    """The CLI ran in a fresh worker process; the shared worker, after other runs, gives the
+    same object (same settings; thread counts may differ, hence a float tolerance)."""
+    from ptychopinn.iterative.run import run_iterative_on_dataset
+
+    cfg = IterativeConfig(epochs=EPOCHS, snapshot_every=EVERY, refine_probe=True,
+                          num_threads=os.cpu_count())
+    served = run_iterative_on_dataset(tiny_npz, tmp_path / "served", cfg, show_progress=False,
+                                      worker=ptychi_worker)
+    fresh = load_reconstruction(snap_out).object
+    np.testing.assert_allclose(served.object, fresh, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(served.object, 1.0)  # it did reconstruct

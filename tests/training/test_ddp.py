@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -19,20 +20,33 @@ from ptychopinn.training.checkpoint_io import load_state
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["ddp_spawn", "ddp"])
-def test_two_process_cpu_training(strategy, tmp_path, tiny_npz, tiny_data):
-    """2 gloo processes train; rank 0 writes one bundle holding the trained weights."""
-    run = tmp_path / "run"
+def test_two_process_cpu_training(tmp_path, tiny_npz, tiny_data):
+    """2 gloo processes train (ddp_spawn and ddp, both runs at once: their start-up is mostly
+    single-threaded imports); rank 0 writes one bundle holding the trained weights."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "ptychopinn.cli", "-v", "train", "--data", str(tiny_npz), "--out",
-           str(run), "--epochs", "2", "--devices", "2", "--strategy", strategy,
-           "--accelerator", "cpu"]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env,
-                       cwd=tmp_path)
-    assert p.returncode == 0, p.stderr[-3000:]
-    assert "Starting with 2 processes" in p.stdout + p.stderr  # Lightning INFO, shown with -v
+    with socket.socket() as a, socket.socket() as b:  # two distinct free rendezvous ports
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        ports = {"ddp_spawn": a.getsockname()[1], "ddp": b.getsockname()[1]}
+    procs = {}
+    for strategy in ("ddp_spawn", "ddp"):
+        cmd = [sys.executable, "-m", "ptychopinn.cli", "-v", "train", "--data", str(tiny_npz),
+               "--out", str(tmp_path / strategy / "run"), "--epochs", "2", "--devices", "2",
+               "--strategy", strategy, "--accelerator", "cpu"]
+        (tmp_path / strategy).mkdir()
+        procs[strategy] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                           text=True, cwd=tmp_path / strategy,
+                                           env={**env, "MASTER_PORT": str(ports[strategy])})
+    outputs = {s: p.communicate(timeout=300) for s, p in procs.items()}
+    for strategy, (stdout, stderr) in outputs.items():
+        assert procs[strategy].returncode == 0, (strategy, stderr[-3000:])
+        assert "Starting with 2 processes" in stdout + stderr, strategy  # Lightning INFO (-v)
+        _check_run(tmp_path / strategy / "run", strategy, tiny_data)
+
+
+def _check_run(run, strategy: str, tiny_data) -> None:
     for f in ("model.zip", "config.yaml", "metrics.csv", "summary.json", "checkpoints/last.ckpt"):
-        assert (run / f).exists(), f
+        assert (run / f).exists(), (strategy, f)
     ran = load_config(run / "config.yaml")
     assert ran.train.devices == 2 and ran.train.strategy == strategy
     summary = json.loads((run / "summary.json").read_text())
