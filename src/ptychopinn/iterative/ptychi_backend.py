@@ -53,6 +53,9 @@ from typing import Literal
 
 import numpy as np
 
+# the worker's line protocol (its module imports only numpy and the standard library)
+from ptychopinn.iterative._worker import _DONE_PREFIX, _ERROR_PREFIX
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -73,8 +76,6 @@ ALGORITHMS: tuple[str, ...] = ("lsqml", "epie", "rpie", "dm")
 _DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 _NOT_INSTALLED = "pty-chi is not installed: pip install 'ptychopinn[ptychi]'"
 _PROGRESS_RE = re.compile(r"^PTYCHOPINN_PROGRESS epoch=(\d+)/(\d+) loss=(\S+)")
-_ERROR_PREFIX = "PTYCHOPINN_ERROR "
-_DONE_PREFIX = "PTYCHOPINN_DONE "
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -724,14 +725,14 @@ class PtychiWorker:
                 raise
             finally:
                 log.close()
-            if rc is None:  # the process ended without finishing the run
+            if rc != 0 or not out_path.exists():  # rc None: it ended before finishing the run
                 self._stop(kill=True)
-                detail = log.error_line or (log.tail[-1] if log.tail
-                                            else f"exit code {proc.returncode}")
-                raise RuntimeError(f"pty-chi worker failed: {detail}")
-            if rc != 0 or not out_path.exists():
-                self._stop(kill=True)
-                detail = log.error_line or f"no output ({out_path.name})"
+                if log.error_line:
+                    detail = log.error_line
+                elif rc is None:
+                    detail = log.tail[-1] if log.tail else f"exit code {proc.returncode}"
+                else:
+                    detail = f"no output ({out_path.name})"
                 raise RuntimeError(f"pty-chi worker failed: {detail}")
 
 
