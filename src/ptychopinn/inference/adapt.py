@@ -210,7 +210,8 @@ def physics_loss(bundle: Bundle, data: PtychoData, *, batch_size: int = 64) -> f
 
 
 def adapt(bundle: Bundle | str | Path, data: PtychoData | str | Path, out_dir: str | Path,
-          cfg: AdaptConfig, *, data_path: str | Path | None = None) -> AdaptResult:
+          cfg: AdaptConfig, *, data_path: str | Path | None = None,
+          probe: str | Path | None = None) -> AdaptResult:
     """Fine-tune a copy of ``bundle`` on ``data``'s diffraction with the physics loss.
 
     Writes a normal run directory ``out_dir`` (``model.zip``, ``config.yaml``,
@@ -219,9 +220,12 @@ def adapt(bundle: Bundle | str | Path, data: PtychoData | str | Path, out_dir: s
     before writing anything, a supervised model, patterns of another size and an
     ``out_dir`` that already exists. ``bundle`` itself is not changed. The scan is read into
     memory (training does). ``data_path`` (the file ``data`` came from) is recorded with its
-    SHA-256 in the manifest's ``training_data``.
+    SHA-256 in the manifest's ``training_data``. The copy is first conditioned on the scan
+    (its probe — ``probe`` as in :func:`~ptychopinn.inference.condition.condition_on_scan` —
+    and its count scale), so adaptation starts from the scan's own physics.
     """
     from ptychopinn.data.io import load_dataset
+    from ptychopinn.inference.condition import condition_on_scan
     from ptychopinn.training.api import train
 
     t0 = time.perf_counter()
@@ -239,6 +243,7 @@ def adapt(bundle: Bundle | str | Path, data: PtychoData | str | Path, out_dir: s
     run_cfg = adaptation_run_config(bundle, cfg)
     if data.is_lazy:
         data = data.subset(np.arange(data.n_patterns))
+    bundle, _ = condition_on_scan(bundle, data, probe)
     bundle.model.to("cpu")
     loss_before = physics_loss(bundle, data)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

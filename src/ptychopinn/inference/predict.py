@@ -53,6 +53,11 @@ class InferConfig:
     ``gridsize`` (None = the bundle's ``grouping.inference_gridsize``, else its gridsize)
     groups more members per forward pass; only networks whose weights act on the group canvas
     (``unrolled``) accept another value than the trained one.
+
+    ``probe`` (:func:`~ptychopinn.inference.condition.condition_on_scan`): ``"scan"`` (the
+    scan's own probe), ``"bundle"`` (the training probe) or a path to an NPZ with
+    ``probeGuess``; None: the scan's, unless the bundle's probe was refined on a scan. The
+    count scale always comes from the scan's mean counts.
     """
 
     batch_size: int | None = None
@@ -61,6 +66,7 @@ class InferConfig:
     weight_floor: float = 1e-3
     groups: str | None = None
     gridsize: int | None = None
+    probe: str | Path | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
@@ -115,23 +121,28 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
         from ptychopinn.inference.adapt import adapt as adapt_model
 
         if adapt_dir is not None:
-            res = adapt_model(bundle, data, adapt_dir, adapt)
+            res = adapt_model(bundle, data, adapt_dir, adapt, probe=cfg.probe)
         else:
             with tempfile.TemporaryDirectory(prefix="ptychopinn_adapt_") as tmp:
-                res = adapt_model(bundle, data, Path(tmp) / "adapted", adapt)
+                res = adapt_model(bundle, data, Path(tmp) / "adapted", adapt, probe=cfg.probe)
         bundle = res.bundle
         adapt_info = res.info()
         if adapt_dir is None:  # a temporary run directory, deleted
             adapt_info["adapted_model"] = None
             if "adapted_probe" in adapt_info:
                 adapt_info["adapted_probe"] = None
-    model = bundle.model
-    n = model.n
+    n = bundle.model.n
     if data.patch_size != n:
         from ptychopinn.errors import PtychoInputError
 
         raise PtychoInputError(f"patterns are {data.patch_size}x{data.patch_size} but the model "
                                f"expects {n}x{n}", path=data.source)
+    from ptychopinn.inference.condition import condition_on_scan
+
+    # the scan's probe and count scale (an adapted bundle already has them, refined or not)
+    bundle, cond_info = condition_on_scan(bundle, data,
+                                          "bundle" if adapt is not None else cfg.probe)
+    model = bundle.model
     dev = _device(cfg.device)
     model.to(dev).eval()
     frame = object_frame(data)
@@ -207,6 +218,7 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
         "device": str(dev),
         "gridsize": g,
         "model_kind": model.cfg.kind,
+        **cond_info,
         **adapt_info,
     }
     logger.info("reconstructed %d patterns in %.2f s (%.0f patterns/s, stitching %.0f%%)", m,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ptychopinn.data.container import PtychoData
@@ -73,12 +74,12 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
                                f"expects {n}x{n}", path=data.source)
     adapt_info: dict = {}
     if adapt_cfg is not None:
-        res = adapt(bundle, data, out_dir / ADAPTED_DIR, adapt_cfg, data_path=data_file)
+        res = adapt(bundle, data, out_dir / ADAPTED_DIR, adapt_cfg, data_path=data_file,
+                    probe=cfg.probe)
         bundle, adapt_info = res.bundle, res.info()
+        cfg = replace(cfg, probe="bundle")  # conditioned (and perhaps refined) on this scan
         if res.probe_path is not None and refine is not None:
             # pty-chi continues from the probe refined during adaptation (photon scale)
-            from dataclasses import replace
-
             from ptychopinn.data.simulate import load_probe
 
             data = replace(data, probe=load_probe(res.probe_path, data.patch_size))

@@ -59,7 +59,8 @@ class PhysInitNet(nn.Module):
         nn.init.zeros_(self.head.bias)
         self.head.bias.data[0] = math.log(4.0)  # sigmoid starts near amplitude 0.8
 
-    def forward(self, target: Tensor, offsets: Tensor, probe: Tensor) -> Tensor:
+    def forward(self, target: Tensor, offsets: Tensor, probe: Tensor,
+                mean_counts: Tensor | None = None) -> Tensor:
         b, c, n, _ = target.shape
         probe = probe.to(torch.complex64)
         o0 = backprojection(target, probe)  # (B, C, N, N)

@@ -26,7 +26,9 @@ class ModelConfig:
     ``n_filters_scale`` scales the base width of 16 filters; ``object_big`` merges the C
     patches per group; ``pad_object`` predicts the central N/2 region with the main decoder and
     the border with a small branch. ``n_iterations`` and ``refiner_width`` set the unrolled
-    network (physics steps K, refiner channels, memory channels carried between steps);
+    network (physics steps K, refiner channels, memory channels carried between steps;
+    ``dose_input``: its refiners also see the scan's log mean counts, for a model that serves
+    many doses);
     ``n_res_blocks`` the residual blocks of ``resnet``.
     """
 
@@ -43,6 +45,7 @@ class ModelConfig:
     refiner_width: int = 16
     memory_channels: int = 4
     n_res_blocks: int = 6
+    dose_input: bool = False
 
     def __post_init__(self) -> None:
         from ptychopinn.models.registry import check_kind
@@ -208,20 +211,39 @@ class PINN(nn.Module):
         """Patch size N (pixels), the probe's."""
         return int(self.physics.probe.shape[-1])
 
-    def predict_patches(self, amplitude: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor]:
+    def predict_patches(self, amplitude: Tensor, offsets: Tensor, *,
+                        probe: Tensor | None = None, count_scale: Tensor | None = None
+                        ) -> tuple[Tensor, Tensor]:
         """Raw and (for object_big) merged patches, both (B, C, N, N) complex.
 
-        ``amplitude`` is in sqrt(counts) (un-normalised); ``offsets`` (B, C, 2).
+        ``amplitude`` is in sqrt(counts) (un-normalised); ``offsets`` (B, C, 2). Optional
+        per-group conditioning (a training corpus mixes scans): ``probe`` (B, N, N) complex
+        normalised probes and ``count_scale`` (B,) = sqrt(mean counts of the group's scan /
+        the reference mean counts ``((N/2) / input_scale)²``); without them the model's own
+        probe and scales serve every group.
         """
         if getattr(self.net, "physics_inside", False):
             # measured modulus in model units; patches come from one canvas per group
-            raw = self.net(amplitude / self.physics.scale, offsets, self.physics.probe)
+            s = self.physics.scale
+            cs = amplitude.new_ones(amplitude.shape[0]) if count_scale is None else count_scale
+            s = s * cs[:, None, None, None]
+            # mean counts of each group's scan: reference counts × count scale²
+            counts = (self.n / 2 / self.input_scale) ** 2 * cs**2
+            raw = self.net(amplitude / s, offsets,
+                           self.physics.probe if probe is None else probe, counts)
             return raw, raw
-        raw = self.net(amplitude * self.input_scale)
+        x = amplitude * self.input_scale
+        if count_scale is not None:
+            x = x / count_scale[:, None, None, None]
+        raw = self.net(x)
         merged = merge_and_recut(raw, offsets) if self.cfg.object_big else raw
         return raw, merged
 
-    def forward(self, amplitude: Tensor, offsets: Tensor) -> dict[str, Tensor]:
-        """Patches and predicted amplitudes sqrt(counts), all (B, C, N, N)."""
-        raw, merged = self.predict_patches(amplitude, offsets)
-        return {"raw": raw, "patches": merged, "pred_amplitude": self.physics.amplitude(merged)}
+    def forward(self, amplitude: Tensor, offsets: Tensor, *, probe: Tensor | None = None,
+                count_scale: Tensor | None = None) -> dict[str, Tensor]:
+        """Patches and predicted amplitudes sqrt(counts), all (B, C, N, N); conditioning as
+        in :meth:`predict_patches`."""
+        raw, merged = self.predict_patches(amplitude, offsets, probe=probe,
+                                           count_scale=count_scale)
+        pred = self.physics.amplitude(merged, probe=probe, count_scale=count_scale)
+        return {"raw": raw, "patches": merged, "pred_amplitude": pred}

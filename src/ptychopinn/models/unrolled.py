@@ -35,11 +35,11 @@ class CanvasRefiner(nn.Module):
     channels-last memory format (about 3× faster convolutions on CPU).
     """
 
-    def __init__(self, width: int, memory: int = 0):
+    def __init__(self, width: int, memory: int = 0, extra: int = 0):
         super().__init__()
         self.memory = memory
         self.net = nn.Sequential(
-            nn.Conv2d(5 + memory, width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(5 + extra + memory, width, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.ReLU(inplace=True),
             nn.Conv2d(width, 2 + memory, 1),
@@ -57,7 +57,8 @@ class UnrolledNet(nn.Module):
 
     ``forward(target, offsets, probe)``: ``target`` (B, C, N, N) measured far-field amplitude in
     model units (sqrt(counts) / s), ``offsets`` (B, C, 2) member offsets from the group centre
-    (pixels), ``probe`` (N, N) complex normalised probe. Returns the members' patches
+    (pixels), ``probe`` (N, N) complex normalised probe, or (B, N, N) one per group (the
+    probe is an input, not a weight: each scan brings its own). Returns the members' patches
     (B, C, N, N) complex, all cut from one canvas per group (so they already agree on overlaps).
     """
 
@@ -68,14 +69,21 @@ class UnrolledNet(nn.Module):
         self.cfg = cfg
         k = cfg.n_iterations
         self.step = nn.Parameter(torch.ones(k))  # learned step sizes α_k
-        self.refiners = nn.ModuleList(CanvasRefiner(cfg.refiner_width, cfg.memory_channels)
+        extra = 1 if cfg.dose_input else 0
+        self.refiners = nn.ModuleList(CanvasRefiner(cfg.refiner_width, cfg.memory_channels, extra)
                                       for _ in range(k))
 
-    def forward(self, target: Tensor, offsets: Tensor, probe: Tensor) -> Tensor:
+    def forward(self, target: Tensor, offsets: Tensor, probe: Tensor,
+                mean_counts: Tensor | None = None) -> Tensor:
+        """``mean_counts`` (B,) the mean total counts per pattern of each group's scan: with
+        ``dose_input`` the refiners see log10 of it as a constant channel (the noise level of
+        the measured moduli, which sets how much a correction should smooth)."""
         b, c, n, _ = target.shape
         s = group_canvas_size(n, offsets)
         geo = PatchGeometry(offsets + s / 2, n, (s, s))  # computed once, used 2K + 2 times
         probe = probe.to(torch.complex64)
+        if probe.dim() == 3:  # one probe per group: broadcast over the members
+            probe = probe[:, None]
         pint = probe.abs() ** 2
         # probe-intensity coverage of the canvas, (B, S, S); normalised for the refiner input
         cov = geo.place(pint.expand(b, c, n, n))
@@ -83,6 +91,12 @@ class UnrolledNet(nn.Module):
         denom = cov + 1e-2 * cov.amax(dim=(-2, -1), keepdim=True)
         canvas = torch.ones(b, s, s, dtype=torch.complex64, device=target.device)
         mem = target.new_zeros(b, self.cfg.memory_channels, s, s)
+        dose = []
+        if self.cfg.dose_input:
+            if mean_counts is None:
+                raise ValueError("this network needs the scan's mean counts (dose_input)")
+            lvl = (torch.log10(mean_counts.to(target.dtype).clamp_min(1.0)) - 6.0) / 3.0
+            dose = [lvl.reshape(b, 1, 1, 1).expand(b, 1, s, s)]
         # the modulus replacement commutes with the far field's centring shift: work in the
         # unshifted FFT layout (far_field = fftshift ∘ fft2, so one ifftshift of the target)
         target = torch.fft.ifftshift(target, dim=(-2, -1))
@@ -94,7 +108,7 @@ class UnrolledNet(nn.Module):
             upd = geo.place(dpsi * probe.conj()) / denom
             canvas = canvas + alpha * upd
             feats = torch.cat([torch.stack([canvas.real, canvas.imag, upd.real, upd.imag, cov_n],
-                                           1), mem], 1)
+                                           1), *dose, mem], 1)
             delta, mem = refine(feats)
             canvas = canvas + delta
         return geo.extract(canvas)

@@ -59,9 +59,16 @@ class PtychoForward(nn.Module):
         """The intensity scale ``s`` (scalar tensor)."""
         return self.log_scale.exp()
 
-    def amplitude(self, patches: Tensor) -> Tensor:
-        """Model amplitude ``s * |F(P O)|`` in sqrt(counts), shape of ``patches``."""
-        return forward_amplitude(patches, self.probe) * self.scale
+    def amplitude(self, patches: Tensor, *, probe: Tensor | None = None,
+                  count_scale: Tensor | None = None) -> Tensor:
+        """Model amplitude ``s * |F(P O)|`` in sqrt(counts), shape of ``patches`` (B, C, N, N).
+
+        ``probe`` (B, N, N) complex, optional: each group's own (normalised) probe instead of
+        the buffer; ``count_scale`` (B,) float, optional: each group's factor on ``s`` (its
+        scan's sqrt(mean counts) relative to the reference the scale was learned at)."""
+        p = self.probe if probe is None else probe[:, None]
+        s = self.scale if count_scale is None else self.scale * count_scale[:, None, None, None]
+        return forward_amplitude(patches, p) * s
 
     def forward(self, patches: Tensor) -> Tensor:
         """Predicted counts (…, N, N) float."""

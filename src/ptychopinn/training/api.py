@@ -139,9 +139,9 @@ def _initial_model(cfg: RunConfig, data: PtychoData, init_bundle: Bundle | str |
     return model, consts, origin
 
 
-def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
+def train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunConfig, *,
           resume: bool = False, data_path: str | Path | None = None,
-          init_bundle: Bundle | str | Path | None = None) -> TrainResult:
+          init_bundle: Bundle | str | Path | None = None, corpus=None) -> TrainResult:
     """Train a model and write ``out_dir/{model.zip, config.yaml, metrics.csv, summary.json}``.
 
     Seeded by ``cfg.train.seed``; the caller's global RNG states and torch's deterministic
@@ -161,17 +161,46 @@ def train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
         (and keep its normalisation constants) instead of a fresh model. ``cfg.model`` must
         equal the bundle's model config and the patterns must have its size; the bundle
         itself is not modified. The new manifest records it under ``initialised_from``.
+    corpus : CorpusSpec, optional
+        Train on a synthetic corpus generated on the fly
+        (:class:`~ptychopinn.data.corpus.CorpusSpec`) instead of ``data`` (then None): each
+        group comes with its scene's probe and count scale, and the model learns to take
+        both as inputs (a network with the physics inside, ``model.kind: unrolled``).
     """
     from ptychopinn.training.isolation import isolated_training
 
     with isolated_training():
         return _train(data, out_dir, cfg, resume=resume, data_path=data_path,
-                      init_bundle=init_bundle)
+                      init_bundle=init_bundle, corpus=corpus)
 
 
-def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *,
+def build_corpus_model(cfg: RunConfig, corpus) -> tuple[PINN, dict[str, float]]:
+    """A fresh model for corpus training: reference counts (N/2)² (input scale 1), so a scan's
+    count scale is sqrt(its mean counts) / (N/2); its stored probe (a soft disk) is only a
+    placeholder, since every scan brings its own. Refuses a network that does not take the
+    probe as an input."""
+    from ptychopinn.data.simulate import disk_probe
+    from ptychopinn.models.registry import check_shape
+
+    n = corpus.patch_size
+    try:
+        check_shape(cfg.model.kind, n, cfg.grouping.gridsize)
+    except ValueError as e:
+        raise PtychoInputError(str(e), path=corpus.source) from None
+    model = PINN(cfg.model, torch.from_numpy(disk_probe(n)), gridsize=cfg.grouping.gridsize,
+                 input_scale=1.0, intensity_scale=1.0)
+    if not getattr(model.net, "physics_inside", False):
+        raise PtychoInputError(f"training on a corpus needs a network that takes the probe as "
+                               f"an input (model.kind unrolled), not {cfg.model.kind!r}",
+                               path=corpus.source)
+    consts = {"mean_total_counts": float((n / 2) ** 2), "input_scale": 1.0,
+              "intensity_scale_init": 1.0, "probe_norm_factor": 1.0}
+    return model, consts
+
+
+def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunConfig, *,
            resume: bool, data_path: str | Path | None,
-           init_bundle: Bundle | str | Path | None = None) -> TrainResult:
+           init_bundle: Bundle | str | Path | None = None, corpus=None) -> TrainResult:
     """:func:`train` without the global-state guard."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
@@ -187,22 +216,32 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
     if resume and not ckpt.exists():
         logger.warning("no checkpoint in %s; starting a new run", out_dir)
     data_path = None if data_path is None else Path(data_path)
-    if not isinstance(data, PtychoData):
-        data_path = Path(data)
-        data = load_dataset(data_path)
-    if data.is_lazy:
-        data = data.subset(np.arange(data.n_patterns))  # training sets are read into memory
-    if cfg.model.kind == "baseline":
-        data = _with_labels(data)
-    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    rng = np.random.default_rng(cfg.train.seed)
-    groups = make_groups(data.positions, cfg.grouping, rng)
-    n_val = int(round(cfg.train.val_fraction * len(groups))) if len(groups) >= 40 else 0
-    perm = rng.permutation(len(groups))
-    val_groups, train_groups = groups[perm[:n_val]], groups[perm[n_val:]]
     labels = cfg.model.kind == "baseline"
-    train_ds = GroupDataset(data, train_groups, with_labels=labels)
-    model, consts, origin = _initial_model(cfg, data, init_bundle)
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    if corpus is not None:
+        from ptychopinn.training.datamodule import CorpusGroups
+
+        if data is not None or init_bundle is not None:
+            raise ValueError("train on a corpus or on data (and an initial bundle), not both")
+        model, consts = build_corpus_model(cfg, corpus)
+        origin = None
+        train_ds = CorpusGroups(corpus, cfg.grouping, seed=cfg.train.seed)
+        groups, n_val = np.zeros((len(train_ds), 0)), 0
+    else:
+        if not isinstance(data, PtychoData):
+            data_path = Path(data)
+            data = load_dataset(data_path)
+        if data.is_lazy:
+            data = data.subset(np.arange(data.n_patterns))  # training sets are read into memory
+        if labels:
+            data = _with_labels(data)
+        rng = np.random.default_rng(cfg.train.seed)
+        groups = make_groups(data.positions, cfg.grouping, rng)
+        n_val = int(round(cfg.train.val_fraction * len(groups))) if len(groups) >= 40 else 0
+        perm = rng.permutation(len(groups))
+        val_groups, train_groups = groups[perm[:n_val]], groups[perm[n_val:]]
+        train_ds = GroupDataset(data, train_groups, with_labels=labels)
+        model, consts, origin = _initial_model(cfg, data, init_bundle)
     hparams = {**cfg.to_dict(), "normalisation": consts}
     probe_cfg = ProbeRefinement.from_train_config(cfg.train)
     initial_probe = model.physics.probe.detach().clone() if probe_cfg is not None else None
@@ -220,7 +259,7 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
         strategy=cfg.train.strategy,
         default_root_dir=out_dir,
         logger=CSVLogger(out_dir, name="logs", version=""),
-        callbacks=_callbacks(out_dir),
+        callbacks=_callbacks(out_dir, corpus is not None),
         plugins=[SafeCheckpointIO()],
         enable_progress_bar=cfg.train.show_progress,
         enable_model_summary=False,
@@ -232,7 +271,8 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
     # torch.Generator cannot be sent to ddp_spawn workers, so it is only used in one process.
     gen = (torch.Generator().manual_seed(cfg.train.seed) if trainer.world_size == 1
            else None)
-    train_dl = DataLoader(train_ds, batch_size=cfg.train.batch_size, shuffle=True,
+    # corpus items are read in order (each scene is simulated once, for its groups)
+    train_dl = DataLoader(train_ds, batch_size=cfg.train.batch_size, shuffle=corpus is None,
                           generator=gen, num_workers=cfg.train.num_workers, drop_last=False)
     val_dl = (DataLoader(GroupDataset(data, val_groups, with_labels=labels),
                          batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers)
@@ -261,10 +301,16 @@ def _train(data: PtychoData | str | Path, out_dir: str | Path, cfg: RunConfig, *
         "grouping_config": cfg.to_dict()["grouping"],
         "train_config": cfg.to_dict()["train"],
         "normalisation_constants": consts,
-        "training_data": {"path": str(data_path or data.source),
-                          "sha256": _sha(data_path),
-                          "n_patterns": data.n_patterns},
     }
+    if corpus is not None:
+        extra["training_data"] = {"corpus": str(corpus.source),
+                                  "groups_per_epoch": len(train_ds)}
+        extra["trained_on"] = corpus.describe()
+    else:
+        extra["training_data"] = {"path": str(data_path or data.source),
+                                  "sha256": _sha(data_path), "n_patterns": data.n_patterns}
+        extra["trained_on"] = {"patch_size": data.patch_size, "probe": "the training scan's",
+                               "dose_range": [consts["mean_total_counts"]] * 2}
     if origin is not None:
         extra["initialised_from"] = origin
     probe_info = None
@@ -358,13 +404,16 @@ def _write_history(old: list[dict], new: list[dict], start_epoch: int, path: Pat
     shutil.copyfile(path, path.parent / "logs" / "metrics.csv")
 
 
-def _callbacks(out_dir: Path) -> list:
-    """Lightning callbacks: a checkpoint (``checkpoints/last.ckpt``) after every epoch."""
+def _callbacks(out_dir: Path, corpus: bool = False) -> list:
+    """Lightning callbacks: a checkpoint (``checkpoints/last.ckpt``) after every epoch; with a
+    corpus, the epoch handed to its training set (each epoch draws new scenes)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    return [ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=1,
-                            save_on_train_epoch_end=True,
-                            every_n_epochs=1)]
+    from ptychopinn.training.datamodule import epoch_setter
+
+    ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=1,
+                           save_on_train_epoch_end=True, every_n_epochs=1)
+    return [ckpt, epoch_setter()] if corpus else [ckpt]
 
 
 def _sha(path: Path | None) -> str | None:

@@ -89,20 +89,25 @@ class ReconModule(L.LightningModule):
         if cfg.kind == "baseline":
             raw, _ = self.model.predict_patches(amp, batch["offsets"])
             return supervised_mae(raw, batch["labels"]), {"raw": raw}
+        cond = {"probe": batch.get("probe"), "count_scale": batch.get("count_scale")}
         if self.probe_param is None:
-            out = self.model(amp, batch["offsets"])
+            out = self.model(amp, batch["offsets"], **cond)
         else:
             physics = self.model.physics
             probe = self.probe_param()  # differentiable; used by the physics and the network
             physics.probe = probe
             try:
-                out = self.model(amp, batch["offsets"])
+                out = self.model(amp, batch["offsets"], **cond)
             finally:  # the graph keeps its own reference; the buffer must not hold one
                 physics.probe = probe.detach()
+        pred = out["pred_amplitude"]
+        cs = cond["count_scale"]
+        if cs is not None:  # groups of scans at other doses weigh the same (model units)
+            pred, amp = pred / cs[:, None, None, None], amp / cs[:, None, None, None]
         if cfg.loss == "poisson":
-            loss = poisson_nll(out["pred_amplitude"] ** 2, amp**2)
+            loss = poisson_nll(pred**2, amp**2)
         else:
-            loss = amplitude_mae(out["pred_amplitude"], amp)
+            loss = amplitude_mae(pred, amp)
         return loss, out
 
     def _shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
