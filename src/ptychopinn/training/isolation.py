@@ -1,10 +1,13 @@
 """Process-wide state a training run changes, put back afterwards; Lightning's noise silenced.
 
 Lightning seeds the global RNGs (``seed_everything``), switches torch's deterministic
-algorithms on, sets cuDNN and environment flags, prints a cloud-logging tip and triggers a
-torch ``LeafSpec`` FutureWarning on every run (and, on resume, warnings that the run's folders
-are not empty). :func:`isolated_training` undoes the first group on exit and hides the rest
-while it runs.
+algorithms on, sets cuDNN and environment flags, prints a cloud-logging tip, device banners
+("GPU available: ...", "TPU available: ...", "`Trainer.fit` stopped: ...") and, for a run
+without a validation set, a warning about ``validation_step``, and triggers a torch
+``LeafSpec`` FutureWarning on every run (and, on resume, warnings that the run's folders are
+not empty). :func:`isolated_training` undoes the first group on exit and hides the rest while
+it runs; the banners still show when the ``ptychopinn`` logger is enabled for DEBUG
+(``ptychopinn -v``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ _LEAFSPEC = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 # that old log files "will be deleted": the run keeps both (metrics.csv merges the earlier rows)
 _RESUME_NOISE = (r"Experiment logs directory .* exists and is not empty",
                  r"Checkpoint directory .* exists and is not empty")
+# A run too small for a validation set has none; our module still defines validation_step
+_NO_VAL_LOADER = r"You defined a `validation_step` but have no `val_dataloader`"
 
 
 @contextmanager
@@ -66,23 +71,38 @@ class _DropLitLoggerTip(logging.Filter):
         return not ("Tip:" in msg and "litlogger" in msg)
 
 
+class _BannersOnlyWhenVerbose(logging.Filter):
+    """Drop Lightning's INFO lines (device banners, "`Trainer.fit` stopped", "LOCAL_RANK")
+    unless the application asked for our DEBUG lines: Lightning's import sets its loggers to
+    INFO, so without this a library call prints them whatever the caller's logging setup."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.levelno > logging.INFO
+                or logging.getLogger("ptychopinn").isEnabledFor(logging.DEBUG))
+
+
 @contextmanager
 def quiet_lightning() -> Iterator[None]:
-    """Hide Lightning's litlogger tip, torch's LeafSpec FutureWarning and Lightning's
-    misleading "directory exists and is not empty" warnings on resume (nothing else)."""
-    tip = _DropLitLoggerTip()
+    """Hide Lightning's litlogger tip, its INFO banners ("GPU available: ...", "TPU available:
+    ...", "`Trainer.fit` stopped: ..."; shown when the ``ptychopinn`` logger is enabled for
+    DEBUG), its warning that ``validation_step`` has no ``val_dataloader`` (we skip validation
+    on purpose for small sets), torch's LeafSpec FutureWarning and Lightning's misleading
+    "directory exists and is not empty" warnings on resume (nothing else)."""
+    filters = (_DropLitLoggerTip(), _BannersOnlyWhenVerbose())
     loggers = [logging.getLogger(name) for name in LIGHTNING_TIP_LOGGERS]
     for lg in loggers:
-        lg.addFilter(tip)
+        for f in filters:
+            lg.addFilter(f)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_LEAFSPEC, category=FutureWarning)
-            for message in _RESUME_NOISE:
+            for message in (*_RESUME_NOISE, _NO_VAL_LOADER):
                 warnings.filterwarnings("ignore", message=message, category=UserWarning)
             yield
     finally:
         for lg in loggers:
-            lg.removeFilter(tip)
+            for f in filters:
+                lg.removeFilter(f)
 
 
 @contextmanager
