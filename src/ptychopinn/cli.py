@@ -50,7 +50,18 @@ def _cmd_split(a: argparse.Namespace) -> int:
 def _cmd_inspect(a: argparse.Namespace) -> int:
     from ptychopinn.data.inspect import inspect_dataset, report_markdown
     from ptychopinn.data.io import atomic_path, load_dataset
+    from ptychopinn.io import cxi
 
+    if cxi.is_cxi(a.data):  # its own report: near-field data and files without a probe too
+        if a.figure:
+            raise PtychoInputError("--figure is not offered for CXI files; convert to NPZ "
+                                   "first", path=a.data)
+        report = cxi.cxi_report(a.data)
+        sys.stdout.write(cxi.report_markdown(report))
+        if a.json:
+            with atomic_path(a.json) as tmp:
+                tmp.write_text(json.dumps(report, indent=2, default=str))
+        return 0
     data = load_dataset(a.data, values=a.values)
     report = inspect_dataset(data, path=a.data)
     sys.stdout.write(report_markdown(report))
@@ -75,11 +86,17 @@ def _cmd_convert(a: argparse.Namespace) -> int:
         from ptychopinn.interop.convert import convert_ptychodus
 
         data = convert_ptychodus(a.source, values=a.values)
-    else:  # npz: re-validate and rewrite (e.g. legacy keys, HDF5 <-> NPZ)
+    else:  # npz, cxi: any file load_dataset reads (our NPZ/HDF5, a far-field CXI)
         from ptychopinn.data.io import load_dataset
 
         data = load_dataset(a.source, values=a.values)
-    save_dataset(data, a.out)
+    if a.out.suffix.lower() == ".cxi":
+        from ptychopinn.io.cxi import save_cxi
+
+        save_cxi(data, a.out, photon_energy_eV=a.photon_energy_ev, distance_m=a.distance_m,
+                 detector_pixel_m=a.detector_pixel_m)
+    else:
+        save_dataset(data, a.out)
     logger.info("wrote %s (%d patterns)", a.out, data.n_patterns)
     return 0
 
@@ -174,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_split)
 
     s = sub.add_parser("inspect", help="dataset report (Markdown to stdout)")
-    s.add_argument("data", type=Path, help="dataset (.npz or .h5)")
+    s.add_argument("data", type=Path, help="dataset (.npz, .h5, or .cxi: then the CXI report, "
+                                          "with its far-/near-field geometry)")
     s.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     s.add_argument("--figure", type=Path, default=None, help="also write an overview PNG")
     s.add_argument("--values", choices=["amplitude", "intensity"], default=None,
@@ -182,11 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "metadata says; undeclared float data are amplitudes)")
     s.set_defaults(func=_cmd_inspect)
 
-    s = sub.add_parser("convert", help="convert another package's data to our NPZ/HDF5")
+    s = sub.add_parser("convert", help="convert another package's data to our NPZ/HDF5, or "
+                                       "ours to CXI")
     s.add_argument("source", type=Path, help="file (or Ptychodus product/folder) to convert")
-    s.add_argument("--format", required=True, choices=["tike", "ptychodus", "npz"],
-                   help="format of SOURCE (npz: re-validate one of ours, e.g. legacy keys)")
-    s.add_argument("--out", required=True, type=Path, help="output .npz or .h5")
+    s.add_argument("--format", required=True, choices=["tike", "ptychodus", "npz", "cxi"],
+                   help="format of SOURCE (npz: re-validate one of ours, e.g. legacy keys; "
+                        "npz and cxi read any file 'inspect' loads: our NPZ/HDF5 or a "
+                        "far-field CXI with a probe)")
+    s.add_argument("--out", required=True, type=Path,
+                   help="output .npz or .h5, or .cxi (a far-field CXI file: intensities, "
+                        "translations in metres, the probe as illumination)")
+    s.add_argument("--photon-energy-ev", type=float, default=None,
+                   help="--out .cxi: photon energy in eV (default: the dataset's metadata, "
+                        "else 8000)")
+    s.add_argument("--distance-m", type=float, default=None,
+                   help="--out .cxi: sample-detector distance in m (default: the dataset's "
+                        "metadata, else 2.0)")
+    s.add_argument("--detector-pixel-m", type=float, default=None,
+                   help="--out .cxi: detector pixel size in m (default: the dataset's metadata, "
+                        "else 75e-6); the object pixel is then wavelength*distance/(N*pixel)")
     s.add_argument("--values", choices=["amplitude", "intensity"], default=None,
                    help="what SOURCE's patterns hold (default: as the file's metadata says; "
                         "undeclared float data are amplitudes)")

@@ -4,6 +4,7 @@
   ``read_npz`` (never unpickles);
 * :mod:`ptychopinn.io.dataset` -- datasets (NPZ, chunked HDF5, a Ptychodus batch directory):
   ``load_dataset`` is the one place where the input format is detected; ``save_dataset``;
+* :mod:`ptychopinn.io.cxi` -- CXI files (reader with near-field detection, report, writer);
 * :mod:`ptychopinn.io.reconstruction` -- ``reconstruction.npz``;
 * :mod:`ptychopinn.io.bundle` -- the model bundle archive (``model.zip``);
 * :mod:`ptychopinn.io.ptychodus` -- Ptychodus products, diffraction files, batch directories

@@ -37,8 +37,10 @@ def load_dataset(path: str | os.PathLike, *, values: ValuesKind | None = None,
     Parameters
     ----------
     path : path-like
-        An NPZ or HDF5 dataset file (told apart by their magic bytes), or a Ptychodus batch
-        input directory (``diffraction.h5`` + ``product.h5``, read by
+        An NPZ or HDF5 dataset file (told apart by their magic bytes), a far-field CXI file
+        (an HDF5 file with an ``entry_1`` group, read by :func:`ptychopinn.io.cxi.load_cxi`;
+        intensities, so ``values`` does not apply; near-field data are refused), or a Ptychodus
+        batch input directory (``diffraction.h5`` + ``product.h5``, read by
         :func:`ptychopinn.io.ptychodus.dataset_from_batch_directory`; photon counts become
         amplitudes, so ``values`` does not apply).
     values : {"amplitude", "intensity"}, optional
@@ -65,6 +67,13 @@ def load_dataset(path: str | os.PathLike, *, values: ValuesKind | None = None,
     kind = file_kind(path)
     if kind == "npz":
         return dataset_from_arrays(read_npz(path), path, values=values)
+    from ptychopinn.io.cxi import is_cxi, load_cxi
+
+    if is_cxi(path):
+        if values == "amplitude":
+            raise PtychoInputError("CXI patterns are intensities; values='amplitude' does not "
+                                   "apply", path=path)
+        return load_cxi(path)
     return _load_hdf5(path, values=values, lazy=True if lazy is None else lazy)
 
 
