@@ -105,7 +105,7 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     from ptychopinn.demo import DemoConfig, run_demo
 
     summary = run_demo(DemoConfig(out=Path(a.out), seed=a.seed, train_minutes=a.train_minutes,
-                                  quick=a.quick))
+                                  adapt_minutes=a.adapt_minutes, quick=a.quick))
     sys.stdout.write(summary)
     return 0
 
@@ -224,11 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "undeclared float data are amplitudes)")
     s.set_defaults(func=_cmd_convert)
 
-    s = sub.add_parser("demo", help="simulate, split, train, infer and compare on demo data")
+    s = sub.add_parser("demo", help="simulate; reconstruct with the shipped general model, "
+                                    "adapted, and trained networks; compare with LSQML")
     s.add_argument("--out", required=True, type=Path, help="demo output folder")
     s.add_argument("--seed", type=int, default=0, help="seed of simulation and training")
     s.add_argument("--train-minutes", type=float, default=1.5,
                    help="training budget per model (minutes)")
+    s.add_argument("--adapt-minutes", type=float, default=1.0,
+                   help="adaptation budget of the shipped general model on the scan (minutes)")
     s.add_argument("--quick", action="store_true", help="tiny sizes (seconds; for tests)")
     s.set_defaults(func=_cmd_demo)
 

@@ -14,9 +14,19 @@ logger = logging.getLogger("ptychopinn")
 REFINE_EPOCHS = 20
 
 
+#: ``train`` without ``--model`` or a config: the best model kind (BENCHMARKS.md).
+DEFAULT_KIND = "unrolled"
+
+
 def _cmd_train(a: argparse.Namespace) -> int:
     from ptychopinn.config import RunConfig, load_config
+    from ptychopinn.errors import PtychoInputError
     from ptychopinn.training.api import train
+
+    if (a.data is None) == (a.corpus is None):
+        raise PtychoInputError("train needs --data DATA.npz or --corpus CORPUS.yaml (one)")
+    if a.corpus is not None and a.probe is not None:
+        raise PtychoInputError("--probe replaces a dataset's probe; a corpus draws its own")
 
     cfg_path = a.config
     if cfg_path is None and a.resume and (a.out / "config.yaml").exists():
@@ -27,13 +37,19 @@ def _cmd_train(a: argparse.Namespace) -> int:
     else:  # no config: the kind's recommended grouping (models.registry.RECOMMENDED)
         from ptychopinn.models.registry import recommended
 
-        kind = a.model or "pinn"
+        kind = a.model or DEFAULT_KIND
         rec = recommended(kind)
         cfg = RunConfig().with_overrides(model={**rec.pop("model", {}), "kind": kind}, **rec)
     gridsize = 1 if kind == "baseline" and a.gridsize is None else a.gridsize
     from ptychopinn.data.io import load_dataset
 
-    data = load_dataset(a.data)
+    corpus = data = None
+    if a.corpus is not None:
+        from ptychopinn.data.corpus import load_corpus
+
+        corpus = load_corpus(a.corpus)
+    else:
+        data = load_dataset(a.data)
     if a.probe is not None:
         data = _with_probe(data, a.probe)
     cfg = cfg.with_overrides(  # the patch size comes from the data, not the config
@@ -45,8 +61,16 @@ def _cmd_train(a: argparse.Namespace) -> int:
                "probe_lr": a.probe_lr, "probe_warmup_epochs": a.probe_warmup_epochs,
                "probe_support_radius": a.probe_support_radius},
     )
-    train(data, a.out, cfg, resume=a.resume, data_path=a.data)
+    if corpus is not None:
+        cfg = cfg.with_overrides(model=_corpus_model_options(cfg))
+    train(data, a.out, cfg, resume=a.resume, data_path=a.data, corpus=corpus)
     return 0
+
+
+def _corpus_model_options(cfg) -> dict:
+    """A model trained on a corpus serves many doses: its refiners see the dose, unless the
+    config says otherwise."""
+    return {} if cfg.model.dose_input else {"dose_input": True}
 
 
 def _with_probe(data, path: Path):
@@ -113,8 +137,10 @@ def _cmd_infer(a: argparse.Namespace) -> int:
 
         refine = IterativeConfig(algorithm=a.refine, epochs=a.refine_epochs or REFINE_EPOCHS,
                                  seed=a.seed, device=device)
-    infer_to_dir(a.model, a.data, a.out, InferConfig(batch_size=a.batch_size, device=a.device,
-                                                     groups=a.groups, gridsize=a.gridsize),
+    probe = a.probe if a.probe in ("scan", "bundle", None) else Path(a.probe)
+    infer_to_dir(a.model or "general", a.data, a.out,
+                 InferConfig(batch_size=a.batch_size, device=a.device, groups=a.groups,
+                             gridsize=a.gridsize, probe=probe),
                  adapt_cfg=adapt_cfg, refine=refine)
     return 0
 
@@ -215,13 +241,18 @@ def _devices(text: str) -> int | str:
 
 def add_commands(sub) -> None:
     """Register the model subcommands on ``sub``."""
-    s = sub.add_parser("train", help="train the PINN (or the supervised baseline)")
-    s.add_argument("--data", required=True, type=Path, help="training dataset (.npz or .h5)")
+    s = sub.add_parser("train", help="train a network (unrolled by default) on a dataset or "
+                                     "a synthetic corpus")
+    s.add_argument("--data", default=None, type=Path, help="training dataset (.npz or .h5)")
+    s.add_argument("--corpus", default=None, type=Path, metavar="CORPUS.yaml",
+                   help="instead of --data: a synthetic corpus generated on the fly (objects, "
+                        "probes, doses, scans; see scripts/general_corpus.yaml)")
     s.add_argument("--out", required=True, type=Path, help="run directory")
     s.add_argument("--model", default=None, choices=sorted(KINDS),
-                   help="model kind (pinn: faithful PtychoPINN, physics loss, no labels; "
-                        "unrolled: physics steps inside the network, physics loss; baseline: "
-                        "supervised); default: the --config's kind, else pinn")
+                   help="model kind (unrolled: physics steps inside the network, takes each "
+                        "scan's probe and dose, physics loss; pinn: faithful PtychoPINN CNN, "
+                        "physics loss; baseline: supervised); default: the --config's kind, "
+                        f"else {DEFAULT_KIND}")
     s.add_argument("--gridsize", type=int, default=None,
                    help="groups of gridsize² patterns (default: the --config value, else 2; "
                         "3 for unrolled, 1 for the baseline: each kind's recommended)")
@@ -261,8 +292,15 @@ def add_commands(sub) -> None:
                         "(default: the --config value, else auto)")
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("infer", help="reconstruct a scan with a trained model")
-    s.add_argument("--model", required=True, type=Path, help="RUN_DIR or model.zip")
+    s = sub.add_parser("infer", help="reconstruct a scan with a trained model (default: the "
+                                     "general model shipped with the package)")
+    s.add_argument("--model", default=None,
+                   help="RUN_DIR, model.zip or 'general' (default: general, the model shipped "
+                        "with the package for the scan's patch size)")
+    s.add_argument("--probe", default=None, metavar="scan|bundle|PATH.npz",
+                   help="probe the network's physics steps use: the scan's own (scan), the "
+                        "model's training probe (bundle) or probeGuess from a file (default: "
+                        "scan, or bundle when the model's probe was refined on a scan)")
     s.add_argument("--data", required=True, type=Path,
                    help="dataset to reconstruct (.npz, .h5 or a Ptychodus batch folder)")
     s.add_argument("--out", required=True, type=Path,

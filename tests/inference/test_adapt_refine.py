@@ -90,11 +90,18 @@ def test_adaptation_lowers_the_physics_loss_and_writes_a_run(kind, runs, scan, t
     changed = [k for k, v in adapted.model.state_dict().items()
                if v.is_floating_point() and not torch.equal(v, before[k])]
     assert any(k.startswith("net.") for k in changed)
-    # normalisation and probe are the bundle's, not recomputed from the new scan
-    assert float(adapted.model.input_scale) == float(bundle.model.input_scale)
-    assert torch.equal(adapted.model.physics.probe, bundle.model.physics.probe)
+    # adaptation starts from the model conditioned on the scan: its probe (normalised) and
+    # its count scale (the input scale of the scan's mean counts)
+    from ptychopinn.physics.probe import normalize_probe
+
+    n = scan.patch_size
+    mean_counts = scan.mean_total_counts()
+    assert float(adapted.model.input_scale) == pytest.approx((n / 2) / np.sqrt(mean_counts),
+                                                             rel=1e-6)
+    np.testing.assert_allclose(adapted.model.physics.probe.numpy(),
+                               normalize_probe(scan.probe)[0], atol=1e-6)
     man = adapted.manifest
-    assert man["normalisation_constants"] == bundle.manifest["normalisation_constants"]
+    assert man["normalisation_constants"]["mean_total_counts"] == pytest.approx(mean_counts)
     assert man["grouping_config"]["gridsize"] == bundle.manifest["grouping_config"]["gridsize"]
     assert man["initialised_from"]["weights_sha256"] == bundle.manifest["weights_sha256"]
     assert man["train_config"]["learning_rate"] == pytest.approx(

@@ -84,12 +84,15 @@ class PtychoData:
         """True when ``diffraction`` is read from disk on demand."""
         return not isinstance(self.diffraction, np.ndarray)
 
-    def mean_total_counts(self, *, batch: int = 4096) -> float:
-        """Mean over patterns of the total counts sum(A**2), computed in batches."""
+    def mean_total_counts(self, *, chunk_bytes: int = 8 * 2**20) -> float:
+        """Mean over patterns of the total counts sum(A**2), read in chunks of about
+        ``chunk_bytes`` of float32 patterns (memory stays flat for lazy HDF5 stacks)."""
+        n = self.patch_size
+        batch = max(1, chunk_bytes // (4 * n * n))
         total = 0.0
         for s in range(0, self.n_patterns, batch):
-            a = np.asarray(self.diffraction[s : s + batch], dtype=np.float64)
-            total += float(np.sum(a * a))
+            a = np.asarray(self.diffraction[s : s + batch], dtype=np.float32)
+            total += float(np.square(a, dtype=np.float64).sum())
         return total / max(self.n_patterns, 1)
 
     def subset(self, idx: np.ndarray) -> PtychoData:

@@ -46,7 +46,9 @@ class AdaptConfig:
     the bundle's. ``seed`` draws the groups and the batch order. ``refine_probe`` also learns
     the probe (from the bundle's; :class:`~ptychopinn.config.TrainConfig` ``probe_*``, here
     with no warm-up by default: the network is already trained); the adapted run directory then
-    holds ``probe.npz``.
+    holds ``probe.npz``. ``passes``: an epoch holds ⌈passes × M / C⌉ groups of C patterns
+    (each of the scan's M patterns is seen about ``passes`` times per epoch; a group seeded at
+    every pattern, as training does, is ``passes = C``).
     """
 
     minutes: float | None = None
@@ -60,8 +62,12 @@ class AdaptConfig:
     probe_lr: float | None = None
     probe_warmup_epochs: int = 0
     probe_support_radius: float | None = None
+    passes: float = 1.0
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.passes, int | float) and math.isfinite(self.passes)
+                and self.passes > 0):
+            raise PtychoInputError(f"adaptation passes must be > 0; got {self.passes!r}")
         if self.probe_lr is not None and not (isinstance(self.probe_lr, int | float)
                                               and math.isfinite(self.probe_lr)
                                               and self.probe_lr > 0):
@@ -140,12 +146,13 @@ def check_adaptable(bundle: Bundle, data: PtychoData) -> None:
                                f"size", path=data.source)
 
 
-def adaptation_run_config(bundle: Bundle, cfg: AdaptConfig):
+def adaptation_run_config(bundle: Bundle, cfg: AdaptConfig, n_patterns: int | None = None):
     """The :class:`~ptychopinn.config.RunConfig` of an adaptation run.
 
     Model: the bundle's. Grouping: the bundle's (gridsize, neighbour count, inference
-    members) with one group per pattern of the scan (``n_groups``/``n_subsample``/
-    oversampling are reset: they were sized for the training set). Training: ``cfg``'s budget,
+    members) with ⌈``cfg.passes`` × ``n_patterns`` / C⌉ groups per epoch (one group per
+    pattern when ``n_patterns`` is None; ``n_subsample``/oversampling are reset: they were
+    sized for the training set). Training: ``cfg``'s budget,
     learning rate (default the bundle's / 2), batch size (default the bundle's), no
     validation split (every pattern of the scan is used).
     """
@@ -155,7 +162,11 @@ def adaptation_run_config(bundle: Bundle, cfg: AdaptConfig):
     known = {f.name for f in fields(GroupingConfig)}
     g = {k: v for k, v in (man.get("grouping_config") or {}).items() if k in known}
     g["gridsize"] = bundle.gridsize  # the network's group side
-    g.update(n_groups=None, n_subsample=None, enable_oversampling=False,
+    n_groups = None
+    if n_patterns is not None:
+        n_groups = min(n_patterns, max(1, math.ceil(cfg.passes * n_patterns
+                                                    / bundle.gridsize**2)))
+    g.update(n_groups=n_groups, n_subsample=None, enable_oversampling=False,
              neighbor_pool_size=None)
     grouping = GroupingConfig(**g)
     tc = man.get("train_config") or {}
@@ -240,7 +251,7 @@ def adapt(bundle: Bundle | str | Path, data: PtychoData | str | Path, out_dir: s
     if out_dir.exists():
         raise PtychoInputError("already exists; choose another output folder for the adapted "
                                "model", path=out_dir)
-    run_cfg = adaptation_run_config(bundle, cfg)
+    run_cfg = adaptation_run_config(bundle, cfg, data.n_patterns)
     if data.is_lazy:
         data = data.subset(np.arange(data.n_patterns))
     bundle, _ = condition_on_scan(bundle, data, probe)

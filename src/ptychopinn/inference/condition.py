@@ -73,6 +73,9 @@ def condition_on_scan(bundle: Bundle, data: PtychoData, probe: str | Path | None
     choice = default_probe_choice(bundle) if probe is None else probe
     old_probe = model.physics.probe.detach().cpu().numpy()
     if isinstance(choice, str) and choice == "bundle":
+        if not np.any(old_probe):
+            raise PtychoInputError(f"this model holds no probe for {n}x{n} patterns; use the "
+                                   "scan's (--probe scan) or a file (--probe PATH.npz)")
         new_probe = old_probe.astype(np.complex64)
     elif isinstance(choice, str) and choice == "scan":
         new_probe = normalize_probe(np.asarray(data.probe))[0]

@@ -21,7 +21,7 @@ from ptychopinn.data.grouping import (
 from ptychopinn.inference.stitch import Stitcher, object_frame
 from ptychopinn.io.dataset import load_dataset
 from ptychopinn.io.reconstruction import Reconstruction, load_reconstruction, save_reconstruction
-from ptychopinn.training.bundle import Bundle, load_bundle
+from ptychopinn.training.bundle import Bundle, is_general, load_bundle
 
 if TYPE_CHECKING:
     from ptychopinn.inference.adapt import AdaptConfig
@@ -94,6 +94,8 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
                 adapt_dir: str | Path | None = None) -> Reconstruction:
     """Reconstruct a whole scan: one forward pass per group of nearest neighbours.
 
+    ``bundle`` is a :class:`~ptychopinn.training.bundle.Bundle`, a run directory or zip, or
+    ``"general"`` (the general model shipped with the package, for the scan's patch size).
     ``data`` is a :class:`~ptychopinn.data.container.PtychoData`, or a path handed to
     :func:`~ptychopinn.io.dataset.load_dataset` (an NPZ/HDF5 file, read lazily where the format
     allows, or a Ptychodus batch input directory).
@@ -110,10 +112,10 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     holds ``adapt_seconds`` etc. beside the inference's own ``seconds``.
     """
     cfg = cfg or InferConfig()
-    if not isinstance(bundle, Bundle):
-        bundle = load_bundle(bundle)
     if not isinstance(data, PtychoData):
         data = load_dataset(data)
+    if not isinstance(bundle, Bundle):  # "general": the shipped model for this patch size
+        bundle = load_bundle(bundle, patch_size=data.patch_size if is_general(bundle) else None)
     adapt_info: dict = {}
     if adapt is not None:
         import tempfile

@@ -32,7 +32,7 @@ from ptychopinn.inference.predict import (
 )
 from ptychopinn.io.dataset import load_dataset
 from ptychopinn.iterative.ptychi_backend import IterativeConfig
-from ptychopinn.training.bundle import Bundle, load_bundle
+from ptychopinn.training.bundle import Bundle, is_general, load_bundle
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +57,11 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
 
     cfg = cfg or InferConfig()
     out_dir = Path(out_dir)
-    bundle = model if isinstance(model, Bundle) else load_bundle(model)
     data_file = Path(data) if not isinstance(data, PtychoData) and Path(data).is_file() else None
     if not isinstance(data, PtychoData):
         data = load_dataset(data)
+    bundle = model if isinstance(model, Bundle) else load_bundle(
+        model, patch_size=data.patch_size if is_general(model) else None)
     if refine is not None:
         require_ptychi()
     if adapt_cfg is not None:

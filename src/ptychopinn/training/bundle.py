@@ -32,8 +32,14 @@ from ptychopinn.io.bundle import (
 )
 from ptychopinn.models.pinn import PINN, ModelConfig
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Bundle", "load_bundle", "resolve_bundle_path",
-           "save_bundle"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "GENERAL", "GENERAL_SIZES", "Bundle", "general_path",
+           "load_bundle", "resolve_bundle_path", "save_bundle"]
+
+#: ``--model general`` / ``load_bundle("general")``: the general model shipped with the package.
+GENERAL = "general"
+#: Patch sizes the shipped general model serves, and its file in ``ptychopinn.models.general``.
+#: Its weights act on the object canvas (``unrolled``), so the 64-px model also serves 128 px.
+GENERAL_SIZES: dict[int, str] = {64: "general_n64.zip", 128: "general_n64.zip"}
 
 
 @dataclass(frozen=True)
@@ -76,15 +82,58 @@ def save_bundle(model: PINN, path: str | os.PathLike, *, extra: dict[str, Any] |
     return write_bundle_archive(path, fields, blob, extra=extra)
 
 
-def load_bundle(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Bundle:
-    """Load and verify a bundle written by :func:`save_bundle`."""
+def is_general(path: object) -> bool:
+    """Whether ``path`` names the shipped general model (``"general"``, not an existing path)."""
+    return isinstance(path, str | Path) and str(path) == GENERAL and not Path(path).exists()
+
+
+def general_path(patch_size: int = 64) -> Path:
+    """The shipped general model's bundle for ``patch_size`` px patterns; refused in one line
+    (naming the sizes that exist) for other sizes or when the package holds no weights."""
+    from importlib.resources import files
+
+    if patch_size not in GENERAL_SIZES:
+        sizes = ", ".join(f"{k}x{k}" for k in sorted(GENERAL_SIZES))
+        raise PtychoInputError(f"no general model ships for {patch_size}x{patch_size} patterns "
+                               f"(sizes: {sizes}); train one (ptychopinn train --data ...) and "
+                               "pass --model RUN_DIR")
+    path = Path(str(files("ptychopinn.models.general").joinpath(GENERAL_SIZES[patch_size])))
+    if not path.is_file():
+        raise PtychoInputError("the general model's weights are missing from this install "
+                               "(produce them with scripts/train_general.py)", path=path)
+    return path
+
+
+def load_bundle(path: str | os.PathLike, *, map_location: str | torch.device = "cpu",
+                patch_size: int | None = None) -> Bundle:
+    """Load and verify a bundle written by :func:`save_bundle`.
+
+    ``path`` ``"general"``: the general model shipped with the package (:func:`general_path`),
+    for ``patch_size`` px patterns (default 64). A network whose weights act on the canvas is
+    rebuilt for another patch size than it was saved with (its stored probe, of the old size,
+    is dropped: such a model takes each scan's probe).
+    """
+    if is_general(path):
+        patch_size = patch_size or 64
+        path = general_path(patch_size)
     manifest, blob, path = read_bundle_archive(path)
     try:
         n, gridsize, cfg = _shape_and_config(manifest)
         state = st_load(blob)
+        if patch_size is not None and patch_size != n:
+            from ptychopinn.models.registry import CANVAS_KINDS
+
+            if cfg.kind not in CANVAS_KINDS:
+                raise PtychoInputError(f"the model expects {n}x{n} patterns, not "
+                                       f"{patch_size}x{patch_size}", path=path)
+            n = patch_size
+            state["physics.probe"] = torch.zeros(n, n, dtype=torch.complex64)
+            manifest = {**manifest, "patch_size": n, "resized_from": manifest.get("patch_size")}
         model = PINN(cfg, torch.zeros(n, n, dtype=torch.complex64), gridsize=gridsize,
                      input_scale=1.0, intensity_scale=1.0)
         model.load_state_dict(state, strict=True)
+    except PtychoInputError:
+        raise
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         msg = " ".join(str(e).split())[:300]
         raise PtychoInputError(f"bundle content does not match its manifest ({msg})",
