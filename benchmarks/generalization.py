@@ -1,4 +1,4 @@
-"""Generalization (issue #21): the shipped general model on scans it never saw, one change at a time.
+"""Generalization (issue #21): the shipped general model on unseen scans, one change at a time.
 
 Every scan is simulated on a 192² object with 1000 random positions (64-px patterns) and split
 in y; all methods are scored on the test half against the truth, on the common scanned region,

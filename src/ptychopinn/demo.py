@@ -54,9 +54,8 @@ def run_demo(cfg: DemoConfig) -> str:
     dataset_overview(data, out / "dataset.png")
     with atomic_path(out / "inspect.md") as tmp:
         tmp.write_text(report_markdown(inspect_dataset(data, path=out / "data.npz")))
-    from ptychopinn.models.registry import recommended
-
     from ptychopinn.inference.adapt import AdaptConfig
+    from ptychopinn.models.registry import recommended
 
     recons: dict = {}
     timing: dict[str, dict] = {}
