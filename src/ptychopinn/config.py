@@ -50,26 +50,27 @@ class TrainConfig:
         import math
 
         if not (math.isfinite(self.probe_lr) and self.probe_lr > 0):
-            raise ValueError(f"probe_lr must be > 0, got {self.probe_lr}")
+            raise PtychoInputError(f"probe_lr must be > 0, got {self.probe_lr}")
         if self.probe_warmup_epochs < 0:
-            raise ValueError(f"probe_warmup_epochs must be >= 0, got {self.probe_warmup_epochs}")
+            raise PtychoInputError(f"probe_warmup_epochs must be >= 0, got "
+                                   f"{self.probe_warmup_epochs}")
         if self.probe_support_radius is not None and not (
                 math.isfinite(self.probe_support_radius) and self.probe_support_radius > 0):
-            raise ValueError(f"probe_support_radius must be > 0 pixels, got "
+            raise PtychoInputError(f"probe_support_radius must be > 0 pixels, got "
                              f"{self.probe_support_radius}")
         if self.plateau_monitor not in ("train", "val"):
-            raise ValueError("plateau_monitor must be 'train' or 'val', got "
+            raise PtychoInputError("plateau_monitor must be 'train' or 'val', got "
                              f"{self.plateau_monitor!r}")
         if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+            raise PtychoInputError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise PtychoInputError(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+            raise PtychoInputError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
+            raise PtychoInputError(f"max_minutes must be > 0, got {self.max_minutes}")
         if not 0 <= self.val_fraction < 0.5:
-            raise ValueError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
+            raise PtychoInputError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,19 +87,19 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.model.kind == "baseline" and self.grouping.gridsize != 1:
-            raise ValueError(f"the supervised baseline uses grouping.gridsize 1, got "
+            raise PtychoInputError(f"the supervised baseline uses grouping.gridsize 1, got "
                              f"{self.grouping.gridsize}")
         if self.train.refine_probe and self.model.kind == "baseline":
-            raise ValueError("train.refine_probe needs a physics-loss model; the supervised "
+            raise PtychoInputError("train.refine_probe needs a physics-loss model; the supervised "
                              "baseline does not use the probe")
         if self.train.refine_probe and self.model.probe_trainable:
-            raise ValueError("train.refine_probe and model.probe_trainable both set; use "
+            raise PtychoInputError("train.refine_probe and model.probe_trainable both set; use "
                              "train.refine_probe (constrained, own learning rate)")
         gi = self.grouping.inference_gridsize
         from ptychopinn.models.registry import CANVAS_KINDS
 
         if gi is not None and gi != self.grouping.gridsize and self.model.kind not in CANVAS_KINDS:
-            raise ValueError(f"grouping.inference_gridsize ({gi}) differs from gridsize "
+            raise PtychoInputError(f"grouping.inference_gridsize ({gi}) differs from gridsize "
                              f"({self.grouping.gridsize}); only the networks whose weights do "
                              f"not depend on C (model.kind {', '.join(sorted(CANVAS_KINDS))}) "
                              "can infer with other groups")

@@ -80,30 +80,30 @@ class CorpusSpec:
     def __post_init__(self) -> None:
         n = self.patch_size
         if n < 16 or n & (n - 1):
-            raise ValueError(f"patch_size must be a power of two >= 16, got {n}")
+            raise PtychoInputError(f"patch_size must be a power of two >= 16, got {n}")
         for name, allowed in (("objects", OBJECT_FAMILIES), ("probes", PROBE_FAMILIES),
                               ("scans", SCAN_KINDS), ("natural_images", NATURAL_IMAGES)):
             vals = getattr(self, name)
             bad = [v for v in vals if v not in allowed]
             if bad or (not vals and name != "natural_images"):
-                raise ValueError(f"{name} must be a non-empty list of {', '.join(allowed)}; "
+                raise PtychoInputError(f"{name} must be a non-empty list of {', '.join(allowed)}; "
                                  f"got {list(vals)}")
         if "natural" in self.objects and not self.natural_images:
-            raise ValueError("objects include 'natural' but natural_images is empty")
+            raise PtychoInputError("objects include 'natural' but natural_images is empty")
         if "file" in self.probes and not self.probe_files:
-            raise ValueError("probes include 'file' but probe_files is empty")
+            raise PtychoInputError("probes include 'file' but probe_files is empty")
         for name, lo_min in (("amplitude_min", 0.0), ("phase_span", 0.0), ("dose", 0.0),
                              ("overlap", 0.0), ("probe_diameter", 0.0)):
             lo, hi = getattr(self, name)
             if not (math.isfinite(lo) and math.isfinite(hi) and lo_min <= lo <= hi):
-                raise ValueError(f"{name} must be [low, high] with {lo_min} <= low <= high; "
+                raise PtychoInputError(f"{name} must be [low, high] with {lo_min} <= low <= high; "
                                  f"got {[lo, hi]}")
         if self.dose[0] <= 0:
-            raise ValueError(f"dose must be > 0 photons per pattern, got {list(self.dose)}")
+            raise PtychoInputError(f"dose must be > 0 photons per pattern, got {list(self.dose)}")
         if self.overlap[1] >= 1 or self.amplitude_min[1] > 1 or self.probe_diameter[1] > 0.9:
-            raise ValueError("overlap must be < 1, amplitude_min <= 1, probe_diameter <= 0.9")
+            raise PtychoInputError("overlap must be < 1, amplitude_min <= 1, probe_diameter <= 0.9")
         if self.patterns_per_scene < 9 or self.groups_per_scene < 1 or self.scenes_per_epoch < 1:
-            raise ValueError("patterns_per_scene must be >= 9, groups_per_scene and "
+            raise PtychoInputError("patterns_per_scene must be >= 9, groups_per_scene and "
                              "scenes_per_epoch >= 1")
 
     def describe(self) -> dict:

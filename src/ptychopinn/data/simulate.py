@@ -53,22 +53,22 @@ class SimulationConfig:
 
     def __post_init__(self) -> None:
         if self.patch_size < 8 or self.patch_size % 2:
-            raise ValueError(f"patch_size must be even and >= 8, got {self.patch_size}")
+            raise PtychoInputError(f"patch_size must be even and >= 8, got {self.patch_size}")
         if self.n_positions is not None and self.n_positions < 1:
-            raise ValueError(f"n_positions must be >= 1, got {self.n_positions}")
+            raise PtychoInputError(f"n_positions must be >= 1, got {self.n_positions}")
         if self.object_size < self.patch_size + 2:
-            raise ValueError(f"object_size ({self.object_size}) must exceed patch_size + 2")
+            raise PtychoInputError(f"object_size ({self.object_size}) must exceed patch_size + 2")
         if self.step is not None and self.step <= 0:
-            raise ValueError(f"step must be > 0, got {self.step}")
+            raise PtychoInputError(f"step must be > 0, got {self.step}")
         if not 0 <= self.overlap < 1:
-            raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
+            raise PtychoInputError(f"overlap must be in [0, 1), got {self.overlap}")
         if not self.photons > 0:
-            raise ValueError(f"photons must be > 0, got {self.photons}")
+            raise PtychoInputError(f"photons must be > 0, got {self.photons}")
         if self.scan not in ("random", "raster", "spiral"):
-            raise ValueError(f"scan must be random, raster or spiral, got {self.scan!r}")
+            raise PtychoInputError(f"scan must be random, raster or spiral, got {self.scan!r}")
         lo, hi = self.amplitude_range
         if not 0 <= lo <= hi:
-            raise ValueError(f"amplitude_range must satisfy 0 <= lo <= hi, got {lo, hi}")
+            raise PtychoInputError(f"amplitude_range must satisfy 0 <= lo <= hi, got {lo, hi}")
 
 
 # -------------------------------------------------------------------------------- objects

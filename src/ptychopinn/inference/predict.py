@@ -18,6 +18,7 @@ from ptychopinn.data.grouping import (
     partition_groups,
     relative_offsets,
 )
+from ptychopinn.errors import PtychoInputError
 from ptychopinn.inference.stitch import Stitcher, object_frame
 from ptychopinn.io.dataset import load_dataset
 from ptychopinn.io.reconstruction import Reconstruction, load_reconstruction, save_reconstruction
@@ -70,11 +71,12 @@ class InferConfig:
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise PtychoInputError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.groups is not None and self.groups not in GROUPINGS:
-            raise ValueError(f"groups must be one of {', '.join(GROUPINGS)}; got {self.groups!r}")
+            raise PtychoInputError(f"groups must be one of {', '.join(GROUPINGS)}; "
+                                   f"got {self.groups!r}")
         if self.gridsize is not None and self.gridsize < 1:
-            raise ValueError(f"gridsize must be >= 1, got {self.gridsize}")
+            raise PtychoInputError(f"gridsize must be >= 1, got {self.gridsize}")
 
 
 def _device(name: str) -> torch.device:
@@ -135,7 +137,6 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
                 adapt_info["adapted_probe"] = None
     n = bundle.model.n
     if data.patch_size != n:
-        from ptychopinn.errors import PtychoInputError
 
         raise PtychoInputError(f"patterns are {data.patch_size}x{data.patch_size} but the model "
                                f"expects {n}x{n}", path=data.source)

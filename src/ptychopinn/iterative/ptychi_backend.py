@@ -54,6 +54,7 @@ from typing import Literal
 import numpy as np
 
 # the worker's line protocol (its module imports only numpy and the standard library)
+from ptychopinn.errors import PtychoInputError
 from ptychopinn.iterative._worker import _DONE_PREFIX, _ERROR_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -126,28 +127,29 @@ class IterativeConfig:
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
-            raise ValueError(
+            raise PtychoInputError(
                 f"algorithm must be one of {', '.join(ALGORITHMS)}; got {self.algorithm!r}"
             )
         if not _is_int(self.epochs) or self.epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1; got {self.epochs!r}")
+            raise PtychoInputError(f"epochs must be an integer >= 1; got {self.epochs!r}")
         if not _is_int(self.batch_size) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
+            raise PtychoInputError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
         for name in ("refine_probe", "refine_positions", "rescale_probe"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool; got {getattr(self, name)!r}")
+                raise PtychoInputError(f"{name} must be a bool; got {getattr(self, name)!r}")
         if self.device not in _DEVICES:
-            raise ValueError(f"device must be one of {', '.join(_DEVICES)}; got {self.device!r}")
+            raise PtychoInputError(f"device must be one of {', '.join(_DEVICES)}; "
+                                   f"got {self.device!r}")
         if not _is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0; got {self.seed!r}")
+            raise PtychoInputError(f"seed must be an integer >= 0; got {self.seed!r}")
         if self.num_threads is not None and (not _is_int(self.num_threads) or self.num_threads < 1):
-            raise ValueError(
+            raise PtychoInputError(
                 f"num_threads must be None or an integer >= 1; got {self.num_threads!r}"
             )
         if self.snapshot_every is not None and (
             not _is_int(self.snapshot_every) or not 1 <= self.snapshot_every <= self.epochs
         ):
-            raise ValueError(
+            raise PtychoInputError(
                 f"snapshot_every must be None or an integer from 1 to epochs ({self.epochs}); "
                 f"got {self.snapshot_every!r}"
             )

@@ -14,6 +14,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ptychopinn.errors import PtychoInputError
 from ptychopinn.physics.forward import PtychoForward
 from ptychopinn.physics.merge import merge_and_recut
 
@@ -52,19 +53,19 @@ class ModelConfig:
 
         check_kind(self.kind)
         if self.n_filters_scale <= 0:
-            raise ValueError(f"n_filters_scale must be > 0, got {self.n_filters_scale}")
+            raise PtychoInputError(f"n_filters_scale must be > 0, got {self.n_filters_scale}")
         if self.amp_activation not in ("sigmoid", "softplus", "exp"):
-            raise ValueError(f"unknown amp_activation {self.amp_activation!r}")
+            raise PtychoInputError(f"unknown amp_activation {self.amp_activation!r}")
         if self.loss not in ("poisson", "mae"):
-            raise ValueError(f"loss must be 'poisson' or 'mae', got {self.loss!r}")
+            raise PtychoInputError(f"loss must be 'poisson' or 'mae', got {self.loss!r}")
         if self.n_iterations < 1:
-            raise ValueError(f"n_iterations must be >= 1, got {self.n_iterations}")
+            raise PtychoInputError(f"n_iterations must be >= 1, got {self.n_iterations}")
         if self.memory_channels < 0:
-            raise ValueError(f"memory_channels must be >= 0, got {self.memory_channels}")
+            raise PtychoInputError(f"memory_channels must be >= 0, got {self.memory_channels}")
         if self.refiner_width < 1:
-            raise ValueError(f"refiner_width must be >= 1, got {self.refiner_width}")
+            raise PtychoInputError(f"refiner_width must be >= 1, got {self.refiner_width}")
         if self.n_res_blocks < 0:
-            raise ValueError(f"n_res_blocks must be >= 0, got {self.n_res_blocks}")
+            raise PtychoInputError(f"n_res_blocks must be >= 0, got {self.n_res_blocks}")
 
     def widths(self, n: int) -> list[int]:
         """Filters per encoder stage for N = ``n``: 3 stages for N = 64, one more per doubling."""

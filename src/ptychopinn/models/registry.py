@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ptychopinn.errors import PtychoInputError
+
 if TYPE_CHECKING:  # keep the CLI's import of KINDS free of torch
     from torch import nn
 
@@ -47,17 +49,17 @@ def recommended(kind: str) -> dict[str, dict]:
 def check_kind(kind: str) -> None:
     """Refuse an unknown ``model.kind`` in one line naming the kinds that exist."""
     if kind not in KINDS:
-        raise ValueError(f"unknown model.kind {kind!r}; kinds: {', '.join(sorted(KINDS))}")
+        raise PtychoInputError(f"unknown model.kind {kind!r}; kinds: {', '.join(sorted(KINDS))}")
 
 
 def check_shape(kind: str, n: int, gridsize: int) -> None:
     """Refuse (one line) a patch size or group side the network of ``kind`` cannot take."""
     if n < 16 or n & (n - 1):
-        raise ValueError(f"patch size n must be a power of two >= 16, got {n}")
+        raise PtychoInputError(f"patch size n must be a power of two >= 16, got {n}")
     if gridsize < 1:
-        raise ValueError(f"gridsize must be >= 1, got {gridsize}")
+        raise PtychoInputError(f"gridsize must be >= 1, got {gridsize}")
     if kind == "baseline" and gridsize != 1:
-        raise ValueError(f"the supervised baseline uses grouping.gridsize 1, got {gridsize}")
+        raise PtychoInputError(f"the supervised baseline uses grouping.gridsize 1, got {gridsize}")
 
 
 def build_net(cfg, *, n: int, gridsize: int) -> nn.Module:

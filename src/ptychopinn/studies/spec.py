@@ -123,11 +123,11 @@ class ViewSpec:
 
     def __post_init__(self) -> None:
         if self.min_spacing is not None and self.target_overlap is not None:
-            raise ValueError("give min_spacing or target_overlap, not both")
+            raise PtychoInputError("give min_spacing or target_overlap, not both")
         if self.min_spacing is not None and not self.min_spacing >= 0:
-            raise ValueError(f"min_spacing must be >= 0 px, got {self.min_spacing}")
+            raise PtychoInputError(f"min_spacing must be >= 0 px, got {self.min_spacing}")
         if self.target_overlap is not None and not 0 <= self.target_overlap < 1:
-            raise ValueError(f"target_overlap must be in [0, 1), got {self.target_overlap}")
+            raise PtychoInputError(f"target_overlap must be in [0, 1), got {self.target_overlap}")
 
 
 @dataclass(frozen=True, kw_only=True)
