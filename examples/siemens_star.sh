@@ -15,7 +15,9 @@
 #      probe held fixed and once learning it (`train --refine-probe`: fixed power, circular support;
 #      the refined probe -> unrolled_refprobe_run/probe.npz), and the LSQML-probe network adapted
 #      for ADAPT_MINUTES to the scan (`infer --adapt-minutes`)
-#   6. compare all against the LSQML reconstruction -> compare/{metrics.csv,frc.csv,comparison.png}
+#   6. issue #21: the shipped general model (no training on the star) with LSQML's probe, plain
+#      and adapted for GENERAL_ADAPT_MINUTES (1)
+#   7. compare all against the LSQML reconstruction -> compare/{metrics.csv,frc.csv,comparison.png}
 #
 # Run from the repository root (needs pty-chi: pip install 'ptychopinn[ptychi]'):
 #   bash examples/siemens_star.sh
@@ -72,9 +74,19 @@ ptychopinn infer --model "$OUT/unrolled_refprobe_run" --data "$OUT/star.npz" \
     ptychopinn infer --model "$OUT/unrolled_run" --data "$OUT/star.npz" \
         --out "$OUT/unrolled_adapt" --adapt-minutes "$ADAPT_MINUTES"
 
-# 6. metrics, FRC and figure, with LSQML as the reference
+# 6. issue #21: the general model shipped with the package (trained on 64-px synthetic scans, its
+#    canvas weights rebuilt for 128-px patterns), no training on the star, given LSQML's probe;
+#    plain, then adapted to the scan for GENERAL_ADAPT_MINUTES
+[[ -f "$OUT/general/reconstruction.npz" ]] ||
+    ptychopinn infer --data "$OUT/star.npz" --probe "$OUT/lsqml/probe.npz" --out "$OUT/general"
+[[ -f "$OUT/general_adapt/reconstruction.npz" ]] ||
+    ptychopinn infer --data "$OUT/star.npz" --probe "$OUT/lsqml/probe.npz" \
+        --out "$OUT/general_adapt" --adapt-minutes "${GENERAL_ADAPT_MINUTES:-1}"
+
+# 7. metrics, FRC and figure, with LSQML as the reference
 ptychopinn compare --ref "$OUT/lsqml/reconstruction.npz" \
-    --recon PtychoPINN="$OUT/pinn" PtychoPINN-Unrolled="$OUT/unrolled" \
+    --recon PtychoPINN-General="$OUT/general" PtychoPINN-General+adapt="$OUT/general_adapt" \
+    PtychoPINN="$OUT/pinn" PtychoPINN-Unrolled="$OUT/unrolled" \
     PtychoPINN-Unrolled+adapt="$OUT/unrolled_adapt" \
     PtychoPINN-Unrolled-analytic-probe="$OUT/unrolled_analytic" \
     PtychoPINN-Unrolled-refined-probe="$OUT/unrolled_refprobe" PtyChi-LSQML="$OUT/lsqml" \

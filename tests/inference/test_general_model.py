@@ -82,7 +82,8 @@ def test_conditioning_twice_on_the_same_scan_changes_nothing(tmp_path):
     once, info = condition_on_scan(load_bundle("general"), data)
     twice, info2 = condition_on_scan(once, data)
     assert info2["count_scale"] == pytest.approx(1.0, rel=1e-6)
-    assert float(twice.model.physics.scale) == pytest.approx(float(once.model.physics.scale))
+    assert float(twice.model.physics.log_scale.detach()) == pytest.approx(
+        float(once.model.physics.log_scale.detach()))
     assert np.array_equal(twice.model.physics.probe.numpy(), once.model.physics.probe.numpy())
 
 
@@ -95,8 +96,8 @@ def test_infer_without_model_refuses_a_size_with_no_shipped_model(tmp_path):
                        timeout=120)
     assert p.returncode == 2
     assert p.stderr.strip().splitlines()[-1] == (
-        "error: no general model ships for 32x32 patterns (sizes: 64x64, 128x128); train one "
-        "(ptychopinn train --data ...) and pass --model RUN_DIR")
+        "ptychopinn infer: error: no general model ships for 32x32 patterns (sizes: 64x64, "
+        "128x128); train one (ptychopinn train --data ...) and pass --model RUN_DIR")
     assert not (tmp_path / "out").exists()
 
 
