@@ -22,7 +22,8 @@ photograph); ``probe`` (the held-out ``square`` aperture family); ``dose1e3``, `
     python benchmarks/generalization.py --quick      # two variants, seconds-long budgets
 
 Writes ``OUT/generalization.json``, ``OUT/generalization.md`` (the table) and
-``OUT/generalization.png``, and prints the table and the machine.
+``OUT/generalization.png`` after every variant, and prints the table and the machine. A rerun
+with the same ``--out`` keeps the rows already there and runs only the missing variants.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def simulation(variant: str, work: Path, *, quick: bool) -> SimulationConfig:
         kw["photons"] = float(variant[4:])
     elif variant == "sparse":
         kw.update(scan="raster", overlap=0.3, n_positions=None)
-    elif variant == "spiral":
-        kw.update(scan="spiral")
+    elif variant == "spiral":  # a Fermat spiral at the overlap's step (120 fit the object)
+        kw.update(scan="spiral", n_positions=120)
     elif variant != "base":
         raise ValueError(f"unknown variant {variant!r}; variants: {', '.join(VARIANTS)}")
     return SimulationConfig(**kw)
@@ -218,14 +219,20 @@ def main(argv: list[str] | None = None) -> None:
     info = _ttq().machine()
     print(json.dumps({"machine": info, "out": str(out)}), flush=True)
     t0 = time.perf_counter()
-    rows = [run_variant(v.strip(), out, a) for v in a.variants.split(",") if v.strip()]
-    md = markdown(rows, a, info)
-    (out / "generalization.md").write_text(md)
-    (out / "generalization.json").write_text(json.dumps(
-        {"rows": rows, "machine": info, "argv": sys.argv[1:],
-         "seconds": time.perf_counter() - t0}, indent=2))
-    figure(rows, out / "generalization.png", a.lsqml_epochs)
-    print(md)
+    # resumable: rows already in OUT/generalization.json are kept and their variants skipped;
+    # the table, JSON and figure are rewritten after every variant
+    js = out / "generalization.json"
+    rows = json.loads(js.read_text())["rows"] if js.exists() else []
+    for v in (v.strip() for v in a.variants.split(",")):
+        if not v or v in {r["variant"] for r in rows}:
+            continue
+        rows.append(run_variant(v, out, a))
+        md = markdown(rows, a, info)
+        (out / "generalization.md").write_text(md)
+        js.write_text(json.dumps({"rows": rows, "machine": info, "argv": sys.argv[1:],
+                                  "seconds": time.perf_counter() - t0}, indent=2))
+        figure(rows, out / "generalization.png", a.lsqml_epochs)
+    print(markdown(rows, a, info))
 
 
 if __name__ == "__main__":
