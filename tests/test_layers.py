@@ -133,3 +133,18 @@ def test_the_checks_fail_when_a_violation_is_added(tmp_path):
     assert upward_imports(graph) == ["ptychopinn.physics.noise -> ptychopinn.training.api"]
     planted = {"ptychopinn.data.container", "ptychopinn.data.simulate"}
     assert any(planted <= set(c) for c in cycles(graph))
+
+
+def test_reading_a_config_does_not_import_torch(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("model: {kind: unrolled}\ngrouping: {gridsize: 3, neighbor_count: 12}\n")
+    code = ("import sys; from ptychopinn.config import load_config; "
+            f"c = load_config({str(cfg)!r}); assert c.model.kind == 'unrolled'; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
