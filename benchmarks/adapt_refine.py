@@ -25,8 +25,8 @@ from pathlib import Path
 
 from learning_curve import quality, scene
 
-from ptychopinn.data.io import save_dataset
 from ptychopinn.inference.predict import load_reconstruction
+from ptychopinn.io.dataset import save_dataset
 
 
 def _run(cmd: list[str], out: Path, data) -> dict:

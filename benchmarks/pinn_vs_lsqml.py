@@ -33,15 +33,16 @@ from pathlib import Path
 import torch
 
 from ptychopinn.config import RunConfig
-from ptychopinn.data.io import atomic_path
 from ptychopinn.data.simulate import SimulationConfig, simulate
 from ptychopinn.data.split import split_dataset
 from ptychopinn.evaluation import evaluate
+from ptychopinn.files import atomic_path
 from ptychopinn.inference.predict import InferConfig, reconstruct, save_reconstruction
 from ptychopinn.iterative import IterativeConfig, ptychi_version
 from ptychopinn.iterative.run import run_iterative_on_dataset
 from ptychopinn.training.api import train
 from ptychopinn.training.bundle import load_bundle
+from ptychopinn.viz import object_pngs
 
 HERE = Path(__file__).resolve().parent
 XPP = HERE.parents[1] / "shared/data/real/ptychopinn-xpp-run1084-recon/Run1084_recon3_postPC.npz"
@@ -92,6 +93,7 @@ def run_dose(photons: float, a: argparse.Namespace, out: Path) -> dict:
         times.append(time.perf_counter() - t0)
         stitch.append(r.info["stitch_fraction"])
     save_reconstruction(rec, out / f"recon_pinn_{tag}")
+    object_pngs(rec.object, rec.coverage, out / f"recon_pinn_{tag}")
     t_infer = statistics.median(times)
     res["pinn"] = {"epochs": tr.epochs_completed, "train_s": t_train,
                    "train_patterns_per_s": tr.patterns_per_second,

@@ -91,7 +91,7 @@ def _hwm_mib() -> float:
 class SimulatedPatterns:
     """(M, N, N) float32 noisy amplitudes computed on demand, one slice at a time.
 
-    Handed to :func:`ptychopinn.data.io.save_dataset` as a lazy diffraction stack, so the HDF5
+    Handed to :func:`ptychopinn.io.dataset.save_dataset` as a lazy diffraction stack, so the HDF5
     file is written block by block in the package's own layout. Poisson noise is seeded by the
     block start, so a block is the same whatever else was computed.
     """
@@ -167,7 +167,7 @@ def scene_geometry(m: int, *, seed: int = 7, device: str = "cpu") -> dict[str, A
 def build_dataset(path: Path, m: int, *, seed: int = 7) -> dict[str, Any]:
     """Simulate the scene with ``m`` positions into a chunked HDF5 file (streamed)."""
     from ptychopinn.data.container import PtychoData
-    from ptychopinn.data.io import save_dataset
+    from ptychopinn.io.dataset import save_dataset
 
     g = scene_geometry(m, seed=seed)
     obj, probe, pos, scale, size = g["obj"], g["probe"], g["positions"], g["scale"], g["size"]
@@ -191,8 +191,8 @@ def child_pipeline(data_path: Path, bundle_path: Path, out_dir: Path, threads: i
     torch.set_num_threads(threads)
     from ptychopinn.data.grouping import GroupingConfig, make_groups
     from ptychopinn.data.inspect import inspect_dataset
-    from ptychopinn.data.io import load_dataset
     from ptychopinn.inference.predict import InferConfig, reconstruct, save_reconstruction
+    from ptychopinn.io.dataset import load_dataset
     from ptychopinn.training.bundle import load_bundle
 
     rss = {"start": _hwm_mib()}
@@ -217,7 +217,7 @@ def child_pipeline(data_path: Path, bundle_path: Path, out_dir: Path, threads: i
     t["reconstruct"] = time.perf_counter() - s
     rss["reconstruct"] = _hwm_mib()
     s = time.perf_counter()
-    save_reconstruction(rec, out_dir, pngs=False)
+    save_reconstruction(rec, out_dir)
     t["save"] = time.perf_counter() - s
     t["total"] = time.perf_counter() - t0
     rss["peak"] = _hwm_mib()
@@ -312,7 +312,7 @@ def _exponent(ms: list[int], ts: list[float]) -> float:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from ptychopinn.data.io import atomic_path
+    from ptychopinn.files import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
@@ -441,7 +441,7 @@ def _train(data_path: Path, run: Path, epochs: int, *, retrain: bool) -> dict[st
     import shutil
 
     from ptychopinn.config import RunConfig
-    from ptychopinn.data.io import load_dataset
+    from ptychopinn.io.dataset import load_dataset
     from ptychopinn.training.api import train
     from ptychopinn.training.bundle import load_bundle
 
@@ -471,7 +471,7 @@ def _train(data_path: Path, run: Path, epochs: int, *, retrain: bool) -> dict[st
 
 def _lsqml(data_path: Path, out_dir: Path, epochs: int, threads: int,
            pinn: dict[str, Any]) -> dict[str, Any]:
-    from ptychopinn.data.io import load_dataset
+    from ptychopinn.io.dataset import load_dataset
     from ptychopinn.iterative.run import IterativeConfig, run_iterative_on_dataset
 
     data = load_dataset(data_path)

@@ -23,6 +23,7 @@ from ptychopinn.data.split import split_dataset
 from ptychopinn.evaluation import evaluate
 from ptychopinn.inference.predict import InferConfig, reconstruct, save_reconstruction
 from ptychopinn.training.api import train
+from ptychopinn.viz import object_pngs
 
 HERE = Path(__file__).resolve().parent
 XPP = HERE.parents[1] / "shared/data/real/ptychopinn-xpp-run1084-recon/Run1084_recon3_postPC.npz"
@@ -63,6 +64,7 @@ def main() -> None:
         t_train = time.perf_counter() - t0
         rec = reconstruct(run, test_d, InferConfig(show_progress=False))
         save_reconstruction(rec, a.out / f"recon_{name}")
+        object_pngs(rec.object, rec.coverage, a.out / f"recon_{name}")
         m = evaluate(data.obj, rec.object, coverage=rec.coverage)
         results[name] = {"train_s": t_train, "epochs": res.epochs_completed,
                          "train_patterns_per_s": res.patterns_per_second,

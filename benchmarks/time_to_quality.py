@@ -49,11 +49,11 @@ import numpy as np
 import torch
 
 from ptychopinn.config import RunConfig
-from ptychopinn.data.io import atomic_path
 from ptychopinn.data.simulate import SimulationConfig, simulate
 from ptychopinn.data.split import split_dataset
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.evaluation import evaluate, scanned_region, trajectory
+from ptychopinn.files import atomic_path
 from ptychopinn.inference.predict import InferConfig, reconstruct, save_reconstruction
 
 HERE = Path(__file__).resolve().parent
@@ -418,7 +418,7 @@ def run(a: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     for name, d in reused:
         pinn[name] = run_pinn(name, test_d, run_dir=Path(d), reuse=True, repeats=a.repeats)
     for name, v in pinn.items():
-        save_reconstruction(v["recon"], out / f"recon_{name}", pngs=False)
+        save_reconstruction(v["recon"], out / f"recon_{name}")
     iterative = {alg: run_algorithm(alg, test_d, out / f"iterative_{alg}", epochs=a.lsqml_epochs,
                                     every=a.snapshot_every, threads=threads)
                  for alg in algorithms}

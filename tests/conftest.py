@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ptychopinn.data.io import save_dataset
 from ptychopinn.data.simulate import SimulationConfig, simulate
+from ptychopinn.io.dataset import save_dataset
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from ptychopinn.errors import PtychoInputError
 from ptychopinn.inference.adapt import AdaptConfig
 from ptychopinn.inference.predict import InferConfig
 from ptychopinn.iterative.ptychi_backend import IterativeConfig
-from ptychopinn.models.pinn import ModelConfig
+from ptychopinn.models.config import ModelConfig
 
 
 @pytest.mark.parametrize(("build", "message"), [

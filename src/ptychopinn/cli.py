@@ -18,8 +18,8 @@ logger = logging.getLogger("ptychopinn")
 
 
 def _cmd_simulate(a: argparse.Namespace) -> int:
-    from ptychopinn.data.io import save_dataset
     from ptychopinn.data.simulate import SimulationConfig, simulate
+    from ptychopinn.io.dataset import save_dataset
 
     cfg = SimulationConfig(
         object=a.object, probe=a.probe, scan=a.scan, n_positions=a.n_positions,
@@ -35,8 +35,8 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
 
 
 def _cmd_split(a: argparse.Namespace) -> int:
-    from ptychopinn.data.io import load_dataset, save_dataset
     from ptychopinn.data.split import split_dataset
+    from ptychopinn.io.dataset import load_dataset, save_dataset
 
     data = load_dataset(a.data)
     train, test = split_dataset(data, axis=a.axis, fraction=a.fraction)
@@ -49,8 +49,9 @@ def _cmd_split(a: argparse.Namespace) -> int:
 
 def _cmd_inspect(a: argparse.Namespace) -> int:
     from ptychopinn.data.inspect import inspect_dataset, report_markdown
-    from ptychopinn.data.io import atomic_path, load_dataset
+    from ptychopinn.files import atomic_path
     from ptychopinn.io import cxi
+    from ptychopinn.io.dataset import load_dataset
 
     if cxi.is_cxi(a.data):  # its own report: near-field data and files without a probe too
         if a.figure:
@@ -76,7 +77,7 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
 
 
 def _cmd_convert(a: argparse.Namespace) -> int:
-    from ptychopinn.data.io import save_dataset
+    from ptychopinn.io.dataset import save_dataset
 
     if a.format == "tike":
         from ptychopinn.data.convert import convert_tike
@@ -87,7 +88,7 @@ def _cmd_convert(a: argparse.Namespace) -> int:
 
         data = convert_ptychodus(a.source, values=a.values)
     else:  # npz, cxi: any file load_dataset reads (our NPZ/HDF5, a far-field CXI)
-        from ptychopinn.data.io import load_dataset
+        from ptychopinn.io.dataset import load_dataset
 
         data = load_dataset(a.source, values=a.values)
     if a.out.suffix.lower() == ".cxi":

@@ -34,14 +34,16 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if cfg_path:
         cfg = load_config(cfg_path)
         kind = a.model or cfg.model.kind
-    else:  # no config: the kind's recommended grouping (models.registry.RECOMMENDED)
+    else:  # no config: the kind's recommended grouping (its registry entry)
         from ptychopinn.models.registry import recommended
 
         kind = a.model or DEFAULT_KIND
         rec = recommended(kind)
         cfg = RunConfig().with_overrides(model={**rec.pop("model", {}), "kind": kind}, **rec)
-    gridsize = 1 if kind == "baseline" and a.gridsize is None else a.gridsize
-    from ptychopinn.data.io import load_dataset
+    from ptychopinn.models.registry import kind_spec
+
+    gridsize = kind_spec(kind).fixed_gridsize if a.gridsize is None else a.gridsize
+    from ptychopinn.io.dataset import load_dataset
 
     corpus = data = None
     if a.corpus is not None:
@@ -209,9 +211,9 @@ def _snapshot_every(text: str | None, epochs: int) -> int | None:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    from ptychopinn.data.io import load_dataset
     from ptychopinn.inference.predict import load_reconstruction
     from ptychopinn.interop.ptychodus_io import product_from_reconstruction, write_product
+    from ptychopinn.io.dataset import load_dataset
 
     recon = load_reconstruction(a.recon)
     data = load_dataset(a.data)

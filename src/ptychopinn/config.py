@@ -11,7 +11,7 @@ import yaml
 
 from ptychopinn.data.grouping import GroupingConfig
 from ptychopinn.errors import PtychoInputError
-from ptychopinn.models.pinn import ModelConfig
+from ptychopinn.models.config import ModelConfig
 from ptychopinn.schema import build_section, check_keys, read_yaml
 
 logger = logging.getLogger(__name__)
@@ -86,23 +86,27 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        if self.model.kind == "baseline" and self.grouping.gridsize != 1:
-            raise PtychoInputError(f"the supervised baseline uses grouping.gridsize 1, got "
-                             f"{self.grouping.gridsize}")
-        if self.train.refine_probe and self.model.kind == "baseline":
+        from ptychopinn.models.registry import CANVAS_KINDS, kind_spec
+
+        spec = kind_spec(self.model.kind)
+        kind = self.model.kind
+        if spec.fixed_gridsize is not None and self.grouping.gridsize != spec.fixed_gridsize:
+            what = "the supervised baseline" if spec.supervised else f"model.kind {kind!r}"
+            raise PtychoInputError(f"{what} uses grouping.gridsize {spec.fixed_gridsize}, got "
+                                   f"{self.grouping.gridsize}")
+        if self.train.refine_probe and spec.supervised:
             raise PtychoInputError("train.refine_probe needs a physics-loss model; the supervised "
-                             "baseline does not use the probe")
+                                   f"{kind} does not use the probe")
         if self.train.refine_probe and self.model.probe_trainable:
             raise PtychoInputError("train.refine_probe and model.probe_trainable both set; use "
-                             "train.refine_probe (constrained, own learning rate)")
+                                   "train.refine_probe (constrained, own learning rate)")
         gi = self.grouping.inference_gridsize
-        from ptychopinn.models.registry import CANVAS_KINDS
-
-        if gi is not None and gi != self.grouping.gridsize and self.model.kind not in CANVAS_KINDS:
+        if gi is not None and gi != self.grouping.gridsize and not spec.canvas:
             raise PtychoInputError(f"grouping.inference_gridsize ({gi}) differs from gridsize "
-                             f"({self.grouping.gridsize}); only the networks whose weights do "
-                             f"not depend on C (model.kind {', '.join(sorted(CANVAS_KINDS))}) "
-                             "can infer with other groups")
+                                   f"({self.grouping.gridsize}); only the networks whose "
+                                   "weights do not depend on C (model.kind "
+                                   f"{', '.join(sorted(CANVAS_KINDS))}) can infer with other "
+                                   "groups")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON-able)."""
@@ -180,7 +184,7 @@ def load_config(path: str | os.PathLike) -> RunConfig:
 
 def save_config(cfg: RunConfig, path: str | os.PathLike) -> None:
     """Write exactly what ran as YAML (atomic)."""
-    from ptychopinn.data.io import atomic_path
+    from ptychopinn.files import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -28,13 +28,14 @@ def run_demo(cfg: DemoConfig) -> str:
     """Run the whole pipeline into ``cfg.out``; returns a Markdown summary (also written)."""
     from ptychopinn.config import RunConfig
     from ptychopinn.data.inspect import inspect_dataset, report_markdown
-    from ptychopinn.data.io import atomic_path, save_dataset
     from ptychopinn.data.simulate import SimulationConfig, simulate
     from ptychopinn.data.split import split_dataset
     from ptychopinn.evaluation.compare import compare_reconstructions
+    from ptychopinn.files import atomic_path
     from ptychopinn.inference.predict import reconstruct, save_reconstruction
+    from ptychopinn.io.dataset import save_dataset
     from ptychopinn.training.api import train
-    from ptychopinn.viz import dataset_overview
+    from ptychopinn.viz import dataset_overview, object_pngs
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -64,6 +65,7 @@ def run_demo(cfg: DemoConfig) -> str:
     logger.info("[2/5] the shipped general model on the held-out region (no training)")
     r = reconstruct("general", test_d)
     save_reconstruction(r, out / "recon_general")
+    object_pngs(r.object, r.coverage, out / "recon_general")
     recons[GENERAL] = (r.object, r.coverage)
     timing[GENERAL] = {"infer_s": r.info["seconds"]}
     logger.info("[2/5] the general model adapted to the held-out scan")
@@ -71,6 +73,7 @@ def run_demo(cfg: DemoConfig) -> str:
              else AdaptConfig(minutes=cfg.adapt_minutes, seed=cfg.seed))
     r = reconstruct("general", test_d, adapt=adapt)
     save_reconstruction(r, out / "recon_general_adapted")
+    object_pngs(r.object, r.coverage, out / "recon_general_adapted")
     recons[ADAPTED] = (r.object, r.coverage)
     timing[ADAPTED] = {"adapt_s": r.info["adapt_seconds"], "infer_s": r.info["seconds"]}
     # then networks trained on the scan's other half: the unrolled physics network (the
@@ -89,6 +92,7 @@ def run_demo(cfg: DemoConfig) -> str:
         logger.info("[3/5] inferring %s on the held-out region", name)
         r = reconstruct(run_dir, test_d)
         save_reconstruction(r, out / f"recon_{kind}")
+        object_pngs(r.object, r.coverage, out / f"recon_{kind}")
         recons[name] = (r.object, r.coverage)
         timing[name] = {"train_s": res.train_seconds, "infer_s": r.info["seconds"]}
     from ptychopinn.iterative import is_available
@@ -168,7 +172,7 @@ def _sentences(timing: dict, phase_ssim: dict, traj) -> list[str]:
 def _time_to_quality_plot(traj, timing: dict, table: dict, path: Path) -> None:
     from matplotlib.figure import Figure
 
-    from ptychopinn.data.io import atomic_path
+    from ptychopinn.files import atomic_path
 
     fig = Figure(figsize=(8, 3.2), constrained_layout=True)
     for ax, part in zip(fig.subplots(1, 2), ("phase", "amplitude"), strict=True):

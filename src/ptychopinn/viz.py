@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ptychopinn.data.container import PtychoData
-from ptychopinn.data.io import atomic_path
+from ptychopinn.files import atomic_path
 
 
 def _figure(nrows: int, ncols: int, size: float = 3.2):

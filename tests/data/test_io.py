@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ptychopinn.cli import main
-from ptychopinn.data.io import load_dataset, save_dataset
+from ptychopinn.io.dataset import load_dataset, save_dataset
 
 
 def _arrays(m=6, n=8, seed=0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ptychopinn.data.io import load_dataset, save_dataset
+from ptychopinn.io.dataset import load_dataset, save_dataset
 
 
 @pytest.fixture(scope="module")

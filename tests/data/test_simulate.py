@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from ptychopinn.cli import main
-from ptychopinn.data.io import load_dataset
 from ptychopinn.data.simulate import SimulationConfig, simulate
+from ptychopinn.io.dataset import load_dataset
 from ptychopinn.physics import forward_amplitude
 
 

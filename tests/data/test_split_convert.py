@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from ptychopinn.cli import main
-from ptychopinn.data.io import load_dataset
 from ptychopinn.data.split import split_dataset
+from ptychopinn.io.dataset import load_dataset
 
 STAR = Path(os.environ.get(
     "PTYCHOPINN_STAR", "/work/shared/data/real/tike-siemens-star/siemens-star-small.npz.bz2"))

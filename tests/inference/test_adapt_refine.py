@@ -11,12 +11,12 @@ import torch
 from ptychopinn.cli import main
 from ptychopinn.config import RunConfig
 from ptychopinn.data.inspect import sha256_file
-from ptychopinn.data.io import save_dataset
 from ptychopinn.data.simulate import SimulationConfig, simulate
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.inference.adapt import PHYSICS_KINDS, AdaptConfig, adapt, physics_loss
 from ptychopinn.inference.predict import InferConfig, load_reconstruction, reconstruct
 from ptychopinn.inference.refine import initial_object, refine_reconstruction
+from ptychopinn.io.dataset import save_dataset
 from ptychopinn.iterative import ptychi_backend
 from ptychopinn.iterative.ptychi_backend import IterativeConfig, IterativeResult
 from ptychopinn.physics.patches import extract_patches

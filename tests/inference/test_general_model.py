@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from ptychopinn.data.corpus import make_probe
-from ptychopinn.data.io import save_dataset
 from ptychopinn.data.simulate import SimulationConfig, simulate
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.evaluation import evaluate
 from ptychopinn.inference.predict import InferConfig, reconstruct
+from ptychopinn.io.dataset import save_dataset
 from ptychopinn.training import bundle as bundle_mod
 from ptychopinn.training.bundle import load_bundle
 

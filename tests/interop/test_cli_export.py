@@ -3,17 +3,16 @@ from __future__ import annotations
 import numpy as np
 
 from ptychopinn.cli import main
-from ptychopinn.data.io import save_dataset
 from ptychopinn.inference.predict import Reconstruction, save_reconstruction
 from ptychopinn.interop.convert import convert_ptychodus
 from ptychopinn.interop.ptychodus_io import read_product, reconstruction_from_product
+from ptychopinn.io.dataset import save_dataset
 
 
 def test_export_reconstruction_to_product_and_back(tmp_path, tiny_data, capsys):
     data = save_dataset(tiny_data, tmp_path / "d.npz")
     obj = tiny_data.obj
-    save_reconstruction(Reconstruction(obj, np.ones(obj.shape, np.float32)), tmp_path / "r",
-                        pngs=False)
+    save_reconstruction(Reconstruction(obj, np.ones(obj.shape, np.float32)), tmp_path / "r")
     out = tmp_path / "product.h5"
     code = main(["export", str(tmp_path / "r"), "--data", str(data), "--out", str(out)])
     assert code == 2 and "--photon-energy-ev" in capsys.readouterr().err

@@ -29,7 +29,6 @@ from ptychodus.api.reconstruct import (  # noqa: E402
 )
 
 from ptychopinn.config import RunConfig  # noqa: E402
-from ptychopinn.data.io import load_dataset  # noqa: E402
 from ptychopinn.data.simulate import SimulationConfig, simulate  # noqa: E402
 from ptychopinn.inference.predict import InferConfig  # noqa: E402
 from ptychopinn.inference.predict import reconstruct as predict_reconstruct  # noqa: E402
@@ -41,6 +40,7 @@ from ptychopinn.interop.ptychodus_reconstructor import (  # noqa: E402
     install_in_ptychodus,
     ptychodata_from_input,
 )
+from ptychopinn.io.dataset import load_dataset  # noqa: E402
 from ptychopinn.training.bundle import load_bundle  # noqa: E402
 
 N = 32

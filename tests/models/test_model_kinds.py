@@ -10,7 +10,7 @@ from ptychopinn.cli import main
 from ptychopinn.config import RunConfig
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.inference.predict import InferConfig, load_reconstruction, reconstruct
-from ptychopinn.models.pinn import ModelConfig
+from ptychopinn.models.config import ModelConfig
 from ptychopinn.models.registry import KINDS
 from ptychopinn.training.api import build_model, train
 from ptychopinn.training.bundle import load_bundle

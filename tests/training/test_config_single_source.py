@@ -13,7 +13,7 @@ import torch
 from ptychopinn.config import RunConfig, load_config
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.inference.predict import InferConfig, reconstruct
-from ptychopinn.models.pinn import ModelConfig
+from ptychopinn.models.config import ModelConfig
 from ptychopinn.training.api import build_model
 from ptychopinn.training.bundle import load_bundle, save_bundle
 

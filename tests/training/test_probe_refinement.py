@@ -11,11 +11,11 @@ from scipy.ndimage import gaussian_filter
 
 from ptychopinn.cli import main
 from ptychopinn.config import RunConfig
-from ptychopinn.data.io import save_dataset
 from ptychopinn.data.simulate import SimulationConfig, load_probe, simulate
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.evaluation import evaluate
 from ptychopinn.inference.predict import InferConfig, reconstruct
+from ptychopinn.io.dataset import save_dataset
 from ptychopinn.physics.probe import ProbeParameter, normalize_probe, probe_error
 from ptychopinn.training.api import train
 from ptychopinn.training.bundle import load_bundle

@@ -12,8 +12,8 @@ import torch
 
 from ptychopinn.cli import main
 from ptychopinn.config import ModelConfig, RunConfig, load_config
-from ptychopinn.data.io import load_dataset, save_dataset
 from ptychopinn.inference.predict import InferConfig, load_reconstruction, reconstruct
+from ptychopinn.io.dataset import load_dataset, save_dataset
 from ptychopinn.training.api import build_model, train
 from ptychopinn.training.bundle import load_bundle
 

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def _open_maybe_bz2(path: Path) -> dict[str, np.ndarray]:
-    from ptychopinn.io.files import read_npz
+    from ptychopinn.files import read_npz
 
     if not path.exists():
         raise PtychoInputError("file not found", path=path)

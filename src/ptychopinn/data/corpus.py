@@ -249,7 +249,7 @@ def _read_probe_file(path: str) -> np.ndarray:
 
         arr = np.asarray(loadmat(p)["probe"])
     else:
-        from ptychopinn.io.files import read_npz
+        from ptychopinn.files import read_npz
 
         arrays = read_npz(p)
         arr = np.asarray(arrays["probeGuess"] if "probeGuess" in arrays else arrays["probe"])

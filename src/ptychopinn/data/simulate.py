@@ -119,7 +119,7 @@ def _object_from_file(path: Path, cfg: SimulationConfig) -> np.ndarray:
     if not path.exists():
         raise PtychoInputError("object file not found", path=path)
     if path.suffix.lower() == ".npz":
-        from ptychopinn.io.files import read_npz
+        from ptychopinn.files import read_npz
 
         arrays = read_npz(path)
         if "objectGuess" not in arrays:
@@ -159,7 +159,7 @@ def disk_probe(n: int, *, radius: float | None = None, defocus: float = 1.0,
 
 def load_probe(path: Path, n: int | None = None) -> np.ndarray:
     """Read ``probeGuess`` from an NPZ (e.g. a reconstruction); optionally centre-crop/pad to N."""
-    from ptychopinn.io.files import read_npz
+    from ptychopinn.files import read_npz
 
     if not path.exists():
         raise PtychoInputError("probe file not found", path=path)

@@ -105,8 +105,8 @@ def canonical_model_name(name: str) -> str:
 # atomic writes
 # --------------------------------------------------------------------------------------------
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (:func:`ptychopinn.data.io.atomic_path`)."""
-    from ptychopinn.data.io import atomic_path
+    """Write ``data`` to ``path`` atomically (:func:`ptychopinn.files.atomic_path`)."""
+    from ptychopinn.files import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

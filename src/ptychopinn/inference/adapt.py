@@ -22,7 +22,7 @@ import torch
 from ptychopinn.data.container import PtychoData
 from ptychopinn.data.grouping import GroupingConfig, covering_groups, relative_offsets
 from ptychopinn.errors import PtychoInputError
-from ptychopinn.models.registry import KINDS
+from ptychopinn.models.registry import REGISTRY
 from ptychopinn.training.bundle import Bundle, load_bundle
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ __all__ = ["PHYSICS_KINDS", "AdaptConfig", "AdaptResult", "adapt", "adaptation_r
            "check_adaptable", "physics_loss"]
 
 #: Model kinds trained with the physics loss (adaptable without labels).
-PHYSICS_KINDS: tuple[str, ...] = tuple(k for k in sorted(KINDS) if k != "baseline")
+PHYSICS_KINDS: tuple[str, ...] = tuple(k for k in sorted(REGISTRY)
+                                       if not REGISTRY[k].supervised)
 #: Epoch cap when only a time budget is given (the time budget ends adaptation first).
 _EPOCHS_UNBOUNDED = 100_000
 
@@ -235,8 +236,8 @@ def adapt(bundle: Bundle | str | Path, data: PtychoData | str | Path, out_dir: s
     (its probe — ``probe`` as in :func:`~ptychopinn.inference.condition.condition_on_scan` —
     and its count scale), so adaptation starts from the scan's own physics.
     """
-    from ptychopinn.data.io import load_dataset
     from ptychopinn.inference.condition import condition_on_scan
+    from ptychopinn.io.dataset import load_dataset
     from ptychopinn.training.api import train
 
     t0 = time.perf_counter()

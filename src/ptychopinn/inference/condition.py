@@ -27,6 +27,7 @@ import torch
 
 from ptychopinn.data.container import PtychoData
 from ptychopinn.errors import PtychoInputError
+from ptychopinn.models.registry import kind_spec
 from ptychopinn.physics.probe import normalize_probe, probe_error
 from ptychopinn.training.bundle import Bundle
 
@@ -89,15 +90,15 @@ def condition_on_scan(bundle: Bundle, data: PtychoData, probe: str | Path | None
         raise PtychoInputError("all patterns are empty (zero counts)", path=data.source)
     factor = math.sqrt(mean_counts / reference_counts(bundle))
     err = probe_error(new_probe, old_probe) if np.any(old_probe) else 1.0
-    physics_inside = getattr(model.net, "physics_inside", False)
-    if not physics_inside and model.cfg.kind != "baseline" and err > PROBE_WARN:
+    spec = kind_spec(model.cfg.kind)
+    if not spec.canvas and not spec.supervised and err > PROBE_WARN:
         logger.warning("the scan's probe differs from the one model.kind %r was trained with "
                        "(probe_error %.3f); its weights embed the training probe — adapt "
                        "(--adapt-minutes) or use an unrolled model", model.cfg.kind, err)
     new = copy.deepcopy(model)
     with torch.no_grad():
         dev = new.physics.probe.device
-        if model.cfg.kind != "baseline":
+        if not spec.supervised:
             new.physics.probe.copy_(torch.from_numpy(new_probe).to(dev))
         new.input_scale.fill_(float(model.input_scale) / factor)
         new.physics.log_scale.add_(math.log(factor))

@@ -22,6 +22,7 @@ from ptychopinn.errors import PtychoInputError
 from ptychopinn.inference.stitch import Stitcher, object_frame
 from ptychopinn.io.dataset import load_dataset
 from ptychopinn.io.reconstruction import Reconstruction, load_reconstruction, save_reconstruction
+from ptychopinn.models.registry import kind_spec
 from ptychopinn.training.bundle import Bundle, is_general, load_bundle
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     stitcher = Stitcher(frame, stitch_weight(bundle), device=dev)
     m = data.n_patterns
     gcfg = bundle.manifest.get("grouping_config") or {}
-    canvas_net = getattr(model.net, "physics_inside", False)
+    canvas_net = kind_spec(model.cfg.kind).canvas
     g = _inference_gridsize(model.cfg.kind, model.gridsize,
                             cfg.gridsize or gcfg.get("inference_gridsize"), m, canvas_net,
                             data.source)

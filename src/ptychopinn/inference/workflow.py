@@ -21,8 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ptychopinn.data.container import PtychoData
-from ptychopinn.data.io import atomic_path
 from ptychopinn.errors import PtychoInputError
+from ptychopinn.files import atomic_path
 from ptychopinn.inference.adapt import AdaptConfig, adapt, check_adaptable
 from ptychopinn.inference.predict import (
     InferConfig,
@@ -33,6 +33,7 @@ from ptychopinn.inference.predict import (
 from ptychopinn.io.dataset import load_dataset
 from ptychopinn.iterative.ptychi_backend import IterativeConfig
 from ptychopinn.training.bundle import Bundle, is_general, load_bundle
+from ptychopinn.viz import object_pngs
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +99,12 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
                        refine_total_seconds=time.perf_counter() - t0,
                        initial_amplitude_scale=final.info["initial_amplitude_scale"])
         save_reconstruction(net, out_dir / NETWORK_DIR)
+        object_pngs(net.object, net.coverage, out_dir / NETWORK_DIR)
         with atomic_path(out_dir / "loss_history.csv") as tmp:
             tmp.write_text("epoch,loss\n" + "".join(
                 f"{i},{float(v)!r}\n" for i, v in enumerate(it.loss_history)))
     path = save_reconstruction(final, out_dir)
+    object_pngs(final.object, final.coverage, out_dir)
     if adapt_cfg is not None or refine is not None:
         with atomic_path(out_dir / "summary.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2))

@@ -21,7 +21,7 @@ What Ptychodus 1.7 calls (``ptychodus.api.reconstruct``):
     ``.zip``.
 ``export_training_data(file_path, ReconstructInput)``
     A ptychopinn dataset (NPZ, or chunked HDF5 for ``.h5``), loadable by
-    :func:`ptychopinn.data.io.load_dataset`.
+    :func:`ptychopinn.io.dataset.load_dataset`.
 
 Ptychodus hard-codes its reconstructor libraries in ``ptychodus.model.core.ModelCore``;
 :func:`install_in_ptychodus` (or ``python -m ptychopinn.interop.ptychodus_reconstructor``) adds
@@ -434,7 +434,7 @@ class PtychopinnReconstructor(TrainableReconstructor):
         The dataset holds the amplitudes, positions, probe and object of
         :func:`ptychodata_from_input`; ``load_dataset`` reads it back.
         """
-        from ptychopinn.data.io import save_dataset
+        from ptychopinn.io.dataset import save_dataset
 
         data = ptychodata_from_input(parameters)
         save_dataset(data, file_path)
@@ -469,7 +469,7 @@ class PtychopinnReconstructor(TrainableReconstructor):
             logger.info("%s: training config from %s", self.name, config_file)
         source = _training_source(input_path)
         if isinstance(source, Path):
-            from ptychopinn.data.io import load_dataset
+            from ptychopinn.io.dataset import load_dataset
 
             data = load_dataset(source)
         else:

@@ -1,6 +1,6 @@
 """ptychopinn.io: every file format has its owner here, with public readers and writers.
 
-* :mod:`ptychopinn.io.files` -- ``atomic_path`` (atomic writes), ``file_kind`` (magic bytes),
+* :mod:`ptychopinn.files` -- ``atomic_path`` (atomic writes), ``file_kind`` (magic bytes),
   ``read_npz`` (never unpickles);
 * :mod:`ptychopinn.io.dataset` -- datasets (NPZ, chunked HDF5, a Ptychodus batch directory):
   ``load_dataset`` is the one place where the input format is detected; ``save_dataset``;
@@ -14,8 +14,8 @@
 
 from __future__ import annotations
 
+from ptychopinn.files import atomic_path, file_kind, read_npz
 from ptychopinn.io.dataset import dataset_from_arrays, load_dataset, save_dataset
-from ptychopinn.io.files import atomic_path, file_kind, read_npz
 from ptychopinn.io.reconstruction import Reconstruction, load_reconstruction, save_reconstruction
 
 __all__ = [

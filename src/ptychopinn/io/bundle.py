@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ptychopinn.errors import PtychoInputError
-from ptychopinn.io.files import atomic_path
+from ptychopinn.files import atomic_path
 
 __all__ = ["BUNDLE_FILE", "FORMAT", "FORMAT_VERSION", "read_bundle_archive",
            "resolve_bundle_path", "write_bundle_archive"]

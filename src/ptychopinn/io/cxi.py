@@ -55,7 +55,7 @@ import numpy as np
 
 from ptychopinn.data.container import PtychoData
 from ptychopinn.errors import PtychoInputError
-from ptychopinn.io.files import atomic_path, file_kind
+from ptychopinn.files import atomic_path, file_kind
 
 logger = logging.getLogger(__name__)
 
@@ -364,7 +364,7 @@ class _CxiStack:
     def _raw(self, idx: Any) -> np.ndarray:
         import h5py
 
-        from ptychopinn.io.dataset import _read_runs
+        from ptychopinn.io.native import _read_runs
 
         with h5py.File(self.path, "r", rdcc_nbytes=0) as f:
             ds = f[self.key]

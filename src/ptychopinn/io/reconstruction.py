@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ptychopinn.errors import PtychoInputError
-from ptychopinn.io.files import atomic_path, read_npz
+from ptychopinn.files import atomic_path, read_npz
 
 __all__ = ["RECONSTRUCTION_FILE", "Reconstruction", "is_reconstruction_file", "load_reconstruction",
            "save_reconstruction"]
@@ -28,9 +28,9 @@ class Reconstruction:
     info: dict = field(default_factory=dict)
 
 
-def save_reconstruction(recon: Reconstruction, out_dir: str | os.PathLike, *,
-                        pngs: bool = True) -> Path:
-    """Write ``out_dir/reconstruction.npz`` atomically (and, with ``pngs``, amplitude/phase PNGs).
+def save_reconstruction(recon: Reconstruction, out_dir: str | os.PathLike) -> Path:
+    """Write ``out_dir/reconstruction.npz`` atomically (the data only; pictures are the
+    caller's: :func:`ptychopinn.viz.object_pngs`).
 
     Keys: ``object`` (H, W) complex64, ``coverage`` (H, W) float32, ``origin`` (2,) float64
     (object-frame coordinate of pixel (0, 0)), ``metadata_json`` (the ``info`` dict).
@@ -43,10 +43,6 @@ def save_reconstruction(recon: Reconstruction, out_dir: str | os.PathLike, *,
                  coverage=recon.coverage.astype(np.float32),
                  origin=np.asarray(recon.origin, np.float64),
                  metadata_json=np.asarray(json.dumps(recon.info, default=str)))
-    if pngs:
-        from ptychopinn.viz import object_pngs
-
-        object_pngs(recon.object, recon.coverage, out_dir)
     return path
 
 
@@ -79,6 +75,6 @@ def is_reconstruction_file(path: str | os.PathLike) -> bool:
     path = Path(path)
     if path.is_dir():
         return True
-    from ptychopinn.io.files import file_kind
+    from ptychopinn.files import file_kind
 
     return file_kind(path) == "npz" and "object" in read_npz(path)

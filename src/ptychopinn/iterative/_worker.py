@@ -232,7 +232,7 @@ def _main(in_path: Path, out_path: Path, default_threads: int) -> None:
 
 def _save(out_path: Path, **arrays: np.ndarray) -> None:
     """``arrays`` as an NPZ at ``out_path``, atomically (the package's one atomic write)."""
-    from ptychopinn.data.io import atomic_path
+    from ptychopinn.files import atomic_path
 
     with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:  # a file object: no ".npz" added
         np.savez(fh, **arrays)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ptychopinn.data.container import PtychoData, object_frame
+from ptychopinn.files import atomic_path
 from ptychopinn.io.dataset import load_dataset
-from ptychopinn.io.files import atomic_path
 from ptychopinn.io.reconstruction import Reconstruction, save_reconstruction
 from ptychopinn.iterative.ptychi_backend import (
     IterativeConfig,
@@ -18,6 +18,7 @@ from ptychopinn.iterative.ptychi_backend import (
     PtychiWorker,
     run_iterative,
 )
+from ptychopinn.viz import object_pngs
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def run_iterative_on_dataset(data: PtychoData | str | Path, out_dir: str | Path,
     if res.snapshot_objects is not None:
         save_snapshots(out_dir / SNAPSHOTS_FILE, res, frame.origin, info)
     save_reconstruction(recon, out_dir)
+    object_pngs(recon.object, recon.coverage, out_dir)
     with atomic_path(out_dir / "loss_history.csv") as tmp:
         tmp.write_text("epoch,loss\n" + "".join(
             f"{i},{float(v)!r}\n" for i, v in enumerate(res.loss_history)))

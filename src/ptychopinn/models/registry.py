@@ -7,7 +7,8 @@ bundles, inference, the study and the Ptychodus reconstructor work unchanged for
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ptychopinn.errors import PtychoInputError
@@ -15,66 +16,29 @@ from ptychopinn.errors import PtychoInputError
 if TYPE_CHECKING:  # keep the CLI's import of KINDS free of torch
     from torch import nn
 
-KINDS: dict[str, str] = {
-    "pinn": "faithful PtychoPINN CNN (encoder + amplitude/phase decoders), physics loss",
-    "baseline": "supervised PtychoNN-style CNN (gridsize 1), MAE against labels",
-    "unrolled": "unrolled physics network: K data-consistency steps on the group canvas "
-                "interleaved with small learned corrections, physics loss",
-    "physinit": "physics-initialised network: each pattern back-propagated with the probe's "
-                "far-field phase and divided by the probe, refined by a shared U-Net, merged",
-    "resnet": "residual generator (stem, 2 downsamplings, residual blocks, 2 upsamplings) in "
-              "place of the faithful encoder-decoder, physics loss",
-}
+@dataclass(frozen=True)
+class KindSpec:
+    """Everything the package knows about one ``model.kind``, read everywhere instead of
+    comparing kind names.
 
-
-#: Kinds whose weights act on the group canvas, not on member channels: they can infer with
-#: other group sizes than they trained with (``grouping.inference_gridsize``).
-CANVAS_KINDS: frozenset[str] = frozenset({"unrolled", "physinit"})
-
-#: Run-config sections a kind is best trained with when the user gives no config (measured on
-#: the learning curve, BENCHMARKS.md): the unrolled network learns more per step from groups of
-#: 9 neighbours and infers better from groups of 25 (more measurements per canvas).
-RECOMMENDED: dict[str, dict[str, dict]] = {
-    "unrolled": {"grouping": {"gridsize": 3, "neighbor_count": 12, "inference_gridsize": 5}},
-    "baseline": {"grouping": {"gridsize": 1}},
-}
-
-
-def recommended(kind: str) -> dict[str, dict]:
-    """Sections of :class:`~ptychopinn.config.RunConfig` overrides recommended for ``kind``."""
-    check_kind(kind)
-    return {sec: dict(v) for sec, v in RECOMMENDED.get(kind, {}).items()}
-
-
-def check_kind(kind: str) -> None:
-    """Refuse an unknown ``model.kind`` in one line naming the kinds that exist."""
-    if kind not in KINDS:
-        raise PtychoInputError(f"unknown model.kind {kind!r}; kinds: {', '.join(sorted(KINDS))}")
-
-
-def check_shape(kind: str, n: int, gridsize: int) -> None:
-    """Refuse (one line) a patch size or group side the network of ``kind`` cannot take."""
-    if n < 16 or n & (n - 1):
-        raise PtychoInputError(f"patch size n must be a power of two >= 16, got {n}")
-    if gridsize < 1:
-        raise PtychoInputError(f"gridsize must be >= 1, got {gridsize}")
-    if kind == "baseline" and gridsize != 1:
-        raise PtychoInputError(f"the supervised baseline uses grouping.gridsize 1, got {gridsize}")
-
-
-def build_net(cfg, *, n: int, gridsize: int) -> nn.Module:
-    """The network of ``cfg.kind`` (a :class:`~ptychopinn.models.pinn.ModelConfig`) for
-    N×N patches (N from the data) in groups of C = ``gridsize``² (``grouping.gridsize``).
-
-    Each builder is called as ``builder(cfg, n=n, gridsize=gridsize)``.
+    ``build(cfg, n=, gridsize=)`` the network; ``supervised``: trained against ground-truth
+    labels (no physics loss, no probe); ``canvas``: the weights act on the group canvas and take
+    the probe as an input, so the network infers with other group sizes
+    (``grouping.inference_gridsize``), serves other probes and trains on a corpus;
+    ``recommended``: run-config sections it is best trained with when the user gives no config
+    (measured, BENCHMARKS.md); ``fixed_gridsize``: the only group side it takes.
     """
-    check_kind(cfg.kind)
-    check_shape(cfg.kind, n, gridsize)
-    return _builders()[cfg.kind](cfg, n=n, gridsize=gridsize)
+
+    description: str
+    build: Callable[..., nn.Module]
+    supervised: bool = False
+    canvas: bool = False
+    recommended: Mapping[str, Mapping] = field(default_factory=dict)
+    fixed_gridsize: int | None = None
 
 
 def _object_net(cfg, *, n: int, gridsize: int) -> nn.Module:
-    from ptychopinn.models.pinn import ObjectNet
+    from ptychopinn.models.cnn import ObjectNet
 
     return ObjectNet(cfg, n=n, channels=gridsize**2)
 
@@ -97,6 +61,69 @@ def _resnet_net(cfg, *, n: int, gridsize: int) -> nn.Module:
     return ResNetGenerator(cfg, channels=gridsize**2)
 
 
-def _builders() -> dict[str, Callable]:
-    return {"pinn": _object_net, "baseline": _object_net, "unrolled": _unrolled_net,
-            "physinit": _physinit_net, "resnet": _resnet_net}
+#: The registry: one entry per kind (adding a kind is a module in ``models/`` and a line here).
+REGISTRY: dict[str, KindSpec] = {
+    "pinn": KindSpec("faithful PtychoPINN CNN (encoder + amplitude/phase decoders), physics loss",
+                     _object_net),
+    "baseline": KindSpec("supervised PtychoNN-style CNN (gridsize 1), MAE against labels",
+                         _object_net, supervised=True,
+                         recommended={"grouping": {"gridsize": 1}}, fixed_gridsize=1),
+    # the unrolled network learns more per step from groups of 9 neighbours and infers better
+    # from groups of 25 (more measurements per canvas)
+    "unrolled": KindSpec("unrolled physics network: K data-consistency steps on the group "
+                         "canvas interleaved with small learned corrections, physics loss",
+                         _unrolled_net, canvas=True,
+                         recommended={"grouping": {"gridsize": 3, "neighbor_count": 12,
+                                                   "inference_gridsize": 5}}),
+    "physinit": KindSpec("physics-initialised network: each pattern back-propagated with the "
+                         "probe's far-field phase and divided by the probe, refined by a shared "
+                         "U-Net, merged", _physinit_net, canvas=True),
+    "resnet": KindSpec("residual generator (stem, 2 downsamplings, residual blocks, 2 "
+                       "upsamplings) in place of the faithful encoder-decoder, physics loss",
+                       _resnet_net),
+}
+
+#: Kind -> one-line description (the CLI's help).
+KINDS: dict[str, str] = {k: v.description for k, v in REGISTRY.items()}
+
+#: Kinds whose weights act on the group canvas (:attr:`KindSpec.canvas`).
+CANVAS_KINDS: frozenset[str] = frozenset(k for k, v in REGISTRY.items() if v.canvas)
+
+
+def kind_spec(kind: str) -> KindSpec:
+    """The registry entry of ``kind``; an unknown kind is refused in one line."""
+    check_kind(kind)
+    return REGISTRY[kind]
+
+
+def recommended(kind: str) -> dict[str, dict]:
+    """Sections of :class:`~ptychopinn.config.RunConfig` overrides recommended for ``kind``."""
+    return {sec: dict(v) for sec, v in kind_spec(kind).recommended.items()}
+
+
+def check_kind(kind: str) -> None:
+    """Refuse an unknown ``model.kind`` in one line naming the kinds that exist."""
+    if kind not in KINDS:
+        raise PtychoInputError(f"unknown model.kind {kind!r}; kinds: {', '.join(sorted(KINDS))}")
+
+
+def check_shape(kind: str, n: int, gridsize: int) -> None:
+    """Refuse (one line) a patch size or group side the network of ``kind`` cannot take."""
+    if n < 16 or n & (n - 1):
+        raise PtychoInputError(f"patch size n must be a power of two >= 16, got {n}")
+    if gridsize < 1:
+        raise PtychoInputError(f"gridsize must be >= 1, got {gridsize}")
+    fixed = kind_spec(kind).fixed_gridsize
+    if fixed is not None and gridsize != fixed:
+        raise PtychoInputError(f"model.kind {kind!r} uses grouping.gridsize {fixed}, got "
+                               f"{gridsize}")
+
+
+def build_net(cfg, *, n: int, gridsize: int) -> nn.Module:
+    """The network of ``cfg.kind`` (a :class:`~ptychopinn.models.config.ModelConfig`) for
+    N×N patches (N from the data) in groups of C = ``gridsize``² (``grouping.gridsize``).
+
+    Each builder is called as ``builder(cfg, n=n, gridsize=gridsize)``.
+    """
+    check_shape(cfg.kind, n, gridsize)
+    return kind_spec(cfg.kind).build(cfg, n=n, gridsize=gridsize)

@@ -244,7 +244,7 @@ def _collect_outputs(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    from ptychopinn.data.io import atomic_path
+    from ptychopinn.files import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str))
@@ -313,8 +313,8 @@ def _run_simulate(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads:
     """Noise-free simulation of the shared scene, then Poisson noise seeded by the job."""
     from dataclasses import replace
 
-    from ptychopinn.data.io import save_dataset
     from ptychopinn.data.simulate import SimulationConfig, simulate
+    from ptychopinn.io.dataset import save_dataset
     from ptychopinn.physics.noise import sample_poisson
 
     p = dict(job.params)
@@ -335,8 +335,8 @@ def _run_simulate(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads:
 
 
 def _run_split(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: int) -> dict:
-    from ptychopinn.data.io import load_dataset, save_dataset
     from ptychopinn.data.split import split_dataset
+    from ptychopinn.io.dataset import load_dataset, save_dataset
 
     (sim,) = _by_kind(dep_dirs, "simulate")
     train, test = split_dataset(load_dataset(sim / "data.npz"), axis=job.params["axis"],
@@ -348,8 +348,8 @@ def _run_split(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: in
 
 def _run_view(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: int) -> dict:
     """Thin the whole scan (train ∪ test) once, then keep each part's surviving positions."""
-    from ptychopinn.data.io import load_dataset, save_dataset
     from ptychopinn.data.simulate import probe_diameter
+    from ptychopinn.io.dataset import load_dataset, save_dataset
     from ptychopinn.studies.views import overlap_stats, spacing_for_overlap, thin_positions
 
     (split,) = _by_kind(dep_dirs, "split")
@@ -384,7 +384,7 @@ def _run_view(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: int
 
 def _run_train(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: int) -> dict:
     from ptychopinn.config import RunConfig
-    from ptychopinn.data.io import load_dataset
+    from ptychopinn.io.dataset import load_dataset
     from ptychopinn.training.api import train
 
     (view,) = _by_kind(dep_dirs, "view")
@@ -396,8 +396,9 @@ def _run_train(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: in
 
 
 def _run_infer(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: int) -> dict:
-    from ptychopinn.data.io import load_dataset
     from ptychopinn.inference.predict import InferConfig, reconstruct, save_reconstruction
+    from ptychopinn.io.dataset import load_dataset
+    from ptychopinn.viz import object_pngs
 
     (run,) = _by_kind(dep_dirs, "train")
     (view,) = _by_kind(dep_dirs, "view")
@@ -405,6 +406,7 @@ def _run_infer(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: in
     cfg = InferConfig(batch_size=job.params["batch_size"], device="auto", show_progress=False)
     recon = reconstruct(run / "model.zip", data, cfg)
     save_reconstruction(recon, folder)
+    object_pngs(recon.object, recon.coverage, folder)
     _write_json_atomic(folder / "info.json", recon.info)
     return {"seconds": recon.info.get("seconds")}
 
@@ -447,9 +449,9 @@ def _run_iterative(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads
 
 
 def _run_compare(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: int) -> dict:
-    from ptychopinn.data.io import load_dataset
     from ptychopinn.evaluation.compare import compare_reconstructions
     from ptychopinn.inference.predict import load_reconstruction
+    from ptychopinn.io.dataset import load_dataset
 
     (view,) = _by_kind(dep_dirs, "view")
     reference = load_dataset(view / f"{job.params['split']}.npz").obj
@@ -476,9 +478,9 @@ def _write_trajectories(job: Job, folder: Path, dep_dirs: Mapping[str, Path],
     Writes ``trajectory.csv``: ``model, epoch, seconds, part, metric, value`` (metric ssim,
     psnr; seconds = cumulative reconstruction time of that snapshot).
     """
-    from ptychopinn.data.io import atomic_path
     from ptychopinn.evaluation.registration import scanned_region
     from ptychopinn.evaluation.snapshots import trajectory
+    from ptychopinn.files import atomic_path
     from ptychopinn.iterative.run import SNAPSHOTS_FILE
 
     rows, cols = (0, reference.shape[0]), (0, reference.shape[1])

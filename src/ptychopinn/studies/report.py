@@ -146,7 +146,7 @@ def _jobs_table(jobs: list[Job], out: Path, states: Mapping[str, str]):
 
 
 def _write_df(df, path: Path) -> None:
-    from ptychopinn.data.io import atomic_path
+    from ptychopinn.files import atomic_path
 
     with atomic_path(path) as tmp:
         if path.suffix == ".parquet":
@@ -164,7 +164,7 @@ def _figure(nrows: int, ncols: int, w: float, h: float):
 
 
 def _save_png(fig, path: Path) -> None:
-    from ptychopinn.data.io import atomic_path
+    from ptychopinn.files import atomic_path
 
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=90, format="png")
@@ -208,8 +208,8 @@ def _plot_metric(df, spec: StudySpec, metric: str, split: str, path: Path) -> No
 def _phase_grid(spec: StudySpec, jobs: list[Job], out: Path, view: str, split: str,
                 path: Path) -> bool:
     """Phase images, rows = doses, columns = ground truth + models (global phase removed)."""
-    from ptychopinn.data.io import load_dataset
     from ptychopinn.inference.predict import load_reconstruction
+    from ptychopinn.io.dataset import load_dataset
 
     recon_jobs = {(j.dose, j.model): j for j in jobs
                   if j.kind in ("infer", "iterative") and j.view == view and j.split == split}
@@ -416,7 +416,7 @@ def write_report(spec: StudySpec, jobs: list[Job], out: str | Path, *,
     dict
         ``{"metrics": DataFrame, "deltas": DataFrame, "overlap": DataFrame}``.
     """
-    from ptychopinn.data.io import atomic_path
+    from ptychopinn.files import atomic_path
 
     out = Path(out)
     metrics = collect_metrics(spec, jobs, out)

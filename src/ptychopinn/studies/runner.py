@@ -307,7 +307,7 @@ def run_study(spec: StudySpec, out: str | Path, *, clobber: bool = False,
 
 
 def _write_spec(spec: StudySpec, path: Path) -> None:
-    from ptychopinn.data.io import atomic_path
+    from ptychopinn.files import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))

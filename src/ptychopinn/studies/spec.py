@@ -162,7 +162,9 @@ class ModelSpec:
         gs = json.loads(self.overrides_json).get("grouping", {}).get("gridsize")
         if gs is not None:
             return int(gs)
-        return 1 if self.kind == "baseline" else default_of(GroupingConfig, "gridsize")
+        from ptychopinn.models.registry import kind_spec
+
+        return kind_spec(self.kind).fixed_gridsize or default_of(GroupingConfig, "gridsize")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -371,7 +373,7 @@ class _Reader:
             else:
                 raise self.fail(f"{key}.kind", f"model {name!r} needs kind: pinn | baseline | "
                                                "iterative")
-        from ptychopinn.models.registry import KINDS
+        from ptychopinn.models.registry import KINDS, REGISTRY
 
         kinds = (*sorted(KINDS), "iterative")
         if kind not in kinds:
@@ -405,8 +407,9 @@ class _Reader:
                                                    f"({grouping['gridsize']})")
             over["grouping"] = grouping
         model = ModelSpec(name=name, kind=kind, overrides_json=json.dumps(over, sort_keys=True))
-        if kind == "baseline" and model.gridsize != 1:
-            raise self.fail(f"{key}.gridsize", "the supervised baseline uses gridsize 1")
+        fixed = REGISTRY[kind].fixed_gridsize if kind in REGISTRY else None
+        if fixed is not None and model.gridsize != fixed:
+            raise self.fail(f"{key}.gridsize", f"model.kind {kind!r} uses gridsize {fixed}")
         if over:
             from ptychopinn.config import RunConfig
 

@@ -149,7 +149,7 @@ def _plot(spec: StudySpec, reg, split: str, path: Path) -> bool:
     from matplotlib.colors import TwoSlopeNorm
     from matplotlib.figure import Figure  # no pyplot: no backend is chosen or changed
 
-    from ptychopinn.data.io import atomic_path
+    from ptychopinn.files import atomic_path
 
     sub = reg[reg["split"] == split]
     if sub.empty:
@@ -204,7 +204,7 @@ def write_time_quality(spec: StudySpec, jobs: list[Job], out: str | Path) -> lis
         Report blocks (see :mod:`~ptychopinn.studies.report`): a section with the regime table
         and figure; empty when no compare job wrote a trajectory.
     """
-    from ptychopinn.data.io import atomic_path
+    from ptychopinn.files import atomic_path
 
     out = Path(out)
     eq = equal_time_table(spec, jobs, out)

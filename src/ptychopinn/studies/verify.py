@@ -140,7 +140,7 @@ def verify_study(spec: StudySpec, jobs: list[Job], out: str | Path, *,
         ``{"ok": bool, "n_checked": int, "problems": [str], "artifacts": [{"path", "ok",
         "size", "problem"}]}`` (also written as ``verification.json``).
     """
-    from ptychopinn.data.io import atomic_path
+    from ptychopinn.files import atomic_path
 
     out = Path(out)
     artifacts = []
@@ -198,7 +198,7 @@ def _check_manifest(out: Path) -> list[str]:
 def write_manifest(out: str | Path) -> dict[str, Any]:
     """Write ``out/manifest.json``: ``{"files": [{"path", "sha256", "size"}]}`` for every file
     under ``out`` (sorted; the manifest itself and temporary files excluded)."""
-    from ptychopinn.data.io import atomic_path
+    from ptychopinn.files import atomic_path
 
     out = Path(out)
     files = []

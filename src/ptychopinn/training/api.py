@@ -17,9 +17,11 @@ from torch.utils.data import DataLoader
 from ptychopinn.config import RunConfig, save_config
 from ptychopinn.data.container import PtychoData
 from ptychopinn.data.grouping import make_groups
-from ptychopinn.data.io import atomic_path, load_dataset
 from ptychopinn.errors import PtychoInputError
+from ptychopinn.files import atomic_path
+from ptychopinn.io.dataset import load_dataset
 from ptychopinn.models.pinn import PINN
+from ptychopinn.models.registry import kind_spec
 from ptychopinn.physics.patches import extract_patches
 from ptychopinn.physics.probe import normalize_probe
 from ptychopinn.training.bundle import Bundle, save_bundle
@@ -189,7 +191,7 @@ def build_corpus_model(cfg: RunConfig, corpus) -> tuple[PINN, dict[str, float]]:
         raise PtychoInputError(str(e), path=corpus.source) from None
     model = PINN(cfg.model, torch.from_numpy(disk_probe(n)), gridsize=cfg.grouping.gridsize,
                  input_scale=1.0, intensity_scale=1.0)
-    if not getattr(model.net, "physics_inside", False):
+    if not kind_spec(cfg.model.kind).canvas:
         raise PtychoInputError(f"training on a corpus needs a network that takes the probe as "
                                f"an input (model.kind unrolled), not {cfg.model.kind!r}",
                                path=corpus.source)
@@ -216,7 +218,7 @@ def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunCo
     if resume and not ckpt.exists():
         logger.warning("no checkpoint in %s; starting a new run", out_dir)
     data_path = None if data_path is None else Path(data_path)
-    labels = cfg.model.kind == "baseline"
+    labels = kind_spec(cfg.model.kind).supervised
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     if corpus is not None:
         from ptychopinn.training.datamodule import CorpusGroups

@@ -30,7 +30,8 @@ from ptychopinn.io.bundle import (
     resolve_bundle_path,
     write_bundle_archive,
 )
-from ptychopinn.models.pinn import PINN, ModelConfig
+from ptychopinn.models.config import ModelConfig
+from ptychopinn.models.pinn import PINN
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "GENERAL", "GENERAL_SIZES", "Bundle", "general_path",
            "load_bundle", "resolve_bundle_path", "save_bundle"]
@@ -121,9 +122,9 @@ def load_bundle(path: str | os.PathLike, *, map_location: str | torch.device = "
         n, gridsize, cfg = _shape_and_config(manifest)
         state = st_load(blob)
         if patch_size is not None and patch_size != n:
-            from ptychopinn.models.registry import CANVAS_KINDS
+            from ptychopinn.models.registry import kind_spec
 
-            if cfg.kind not in CANVAS_KINDS:
+            if not kind_spec(cfg.kind).canvas:
                 raise PtychoInputError(f"the model expects {n}x{n} patterns, not "
                                        f"{patch_size}x{patch_size}", path=path)
             n = patch_size

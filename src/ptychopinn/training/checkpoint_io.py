@@ -14,8 +14,8 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from ptychopinn.data.io import atomic_path
 from ptychopinn.errors import PtychoInputError
+from ptychopinn.files import atomic_path
 
 _STATE = "state.json"
 _TENSORS = "tensors.safetensors"

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ptychopinn.models.pinn import PINN
+from ptychopinn.models.registry import kind_spec
 from ptychopinn.physics.noise import amplitude_mae, poisson_nll
 from ptychopinn.physics.probe import ProbeParameter
 
@@ -61,9 +62,9 @@ class ReconModule(L.LightningModule):
         self.probe_refinement = probe_refinement
         self.probe_param = None
         if probe_refinement is not None:
-            if model.cfg.kind == "baseline":
+            if kind_spec(model.cfg.kind).supervised:
                 raise ValueError("probe refinement needs a physics-loss model; the supervised "
-                                 "baseline does not use the probe")
+                                 f"{model.cfg.kind} does not use the probe")
             if isinstance(model.physics.probe, torch.nn.Parameter):
                 raise ValueError("probe refinement and model.probe_trainable both set")
             self.probe_param = ProbeParameter(model.physics.probe,
@@ -86,7 +87,7 @@ class ReconModule(L.LightningModule):
     def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         cfg = self.model.cfg
         amp = batch["amplitude"]
-        if cfg.kind == "baseline":
+        if kind_spec(cfg.kind).supervised:
             raw, _ = self.model.predict_patches(amp, batch["offsets"])
             return supervised_mae(raw, batch["labels"]), {"raw": raw}
         cond = {"probe": batch.get("probe"), "count_scale": batch.get("count_scale")}

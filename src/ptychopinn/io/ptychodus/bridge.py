@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ptychopinn.io.files import atomic_path
+from ptychopinn.files import atomic_path
 from ptychopinn.io.ptychodus import _keys as k
 from ptychopinn.io.ptychodus._common import as_int64, decode, finite
-from ptychopinn.io.ptychodus.product import PtychodusProduct
+from ptychopinn.io.ptychodus.container import PtychodusProduct
 
 __all__ = ["Backend", "ptychodus_installed", "product_from_ptychodus", "product_to_ptychodus",
            "read_diffraction_with_ptychodus", "read_product_with_ptychodus", "use_ptychodus",

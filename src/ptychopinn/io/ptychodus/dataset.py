@@ -55,7 +55,7 @@ def dataset_from_ptychodus_npz(path: str | os.PathLike, *, values: str | None = 
                                ) -> PtychoData:
     """Ptychodus's PtychoPINN training NPZ export as a dataset (see :func:`read_ptychodus_npz`;
     ``values`` = amplitude|intensity is needed because the export does not say which)."""
-    from ptychopinn.io.dataset import dataset_from_arrays
+    from ptychopinn.io.native import dataset_from_arrays
 
     arrays = read_ptychodus_npz(path, values=values)
     return dataset_from_arrays(dict(arrays), path, values="amplitude")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ptychopinn.io.files import atomic_path
+from ptychopinn.files import atomic_path
 from ptychopinn.io.ptychodus import _keys as k
 from ptychopinn.io.ptychodus._common import (
     as_float64,
