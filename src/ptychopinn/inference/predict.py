@@ -60,6 +60,11 @@ class InferConfig:
     scan's own probe), ``"bundle"`` (the training probe) or a path to an NPZ with
     ``probeGuess``; None: the scan's, unless the bundle's probe was refined on a scan. The
     count scale always comes from the scan's mean counts.
+
+    ``align_phase`` (default True): each group, reconstructed on its own and so only defined up
+    to a global phase, is rotated to the phase that best matches the groups already stitched
+    where it overlaps them (:meth:`~ptychopinn.inference.stitch.Stitcher.add_groups`); False
+    stitches groups as predicted.
     """
 
     batch_size: int | None = None
@@ -69,6 +74,7 @@ class InferConfig:
     groups: str | None = None
     gridsize: int | None = None
     probe: str | Path | None = None
+    align_phase: bool = True
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
@@ -198,7 +204,13 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
                 torch.cuda.synchronize()
             t_net += time.perf_counter() - t
             t = time.perf_counter()
-            stitcher.add(patches, torch.from_numpy(data.positions[placed]).to(dev))
+            pos_t = torch.from_numpy(data.positions[placed]).to(dev)
+            if not cfg.align_phase:
+                stitcher.add(patches, pos_t)
+            elif every:  # one seed patch per group
+                stitcher.add_groups(patches[:, None], pos_t[:, None])
+            else:
+                stitcher.add_groups(merged, pos_t.reshape(*groups.shape, 2))
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             t_stitch += time.perf_counter() - t

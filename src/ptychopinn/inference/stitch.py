@@ -43,6 +43,30 @@ class Stitcher:
         geo.place(patches * self.weight, out=self.num)
         geo.place(self.weight.expand(k, -1, -1), out=self.den)
 
+    def add_groups(self, patches: Tensor, positions: Tensor) -> None:
+        """Add groups of patches (B, C, N, N) complex at (B, C, 2), each group first rotated by
+        the global phase that best matches what is already on the canvas where it lands.
+
+        A group reconstructed on its own is only defined up to a global phase (the measured
+        moduli do not change under O -> O·e^{iφ}); stitching independent groups as they come
+        leaves a patchwork of offsets wherever the object's phase is far from the starting
+        guess over a whole group. Group b is multiplied by e^{-iφ_b} with
+        φ_b = arg Σ conj(Σ w·O) · w · patch over its footprint (a weighted least-squares fit
+        of one phase to the canvas so far); a group that overlaps nothing yet is added as is.
+        Groups are aligned in the order given, so spatially ordered groups (``partition``)
+        chain their phases across the scan. Cost: one extra extraction per group.
+        """
+        b, c, n, _ = patches.shape
+        pos = positions.to(torch.float64) - self._origin
+        for i in range(b):
+            geo = PatchGeometry(pos[i], n, self.frame.shape)
+            wp = patches[i] * self.weight
+            corr = (geo.extract(self.num).conj() * wp).sum()
+            if corr.abs() > 0:
+                wp = wp * (corr.conj() / corr.abs())
+            geo.place(wp, out=self.num)
+            geo.place(self.weight.expand(c, -1, -1), out=self.den)
+
     def result(self, *, floor: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
         """(object (H, W) complex64, coverage (H, W) float32); object is 0 where coverage is."""
         cov = self.den
