@@ -56,6 +56,7 @@ import numpy as np
 from ptychopinn.data.container import PtychoData
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.files import atomic_path, file_kind
+from ptychopinn.io.native import H5PatternStack
 
 logger = logging.getLogger(__name__)
 
@@ -341,7 +342,7 @@ def _read_layout(f: Any, path: Path) -> CxiScan:
                    obj=obj, metadata=meta)
 
 
-class _CxiStack:
+class _CxiStack(H5PatternStack):
     """Lazy (n, N, N) float32 amplitudes ``sqrt(intensity)`` of a CXI file, bad pixels 0.
 
     Float64 intensities are square-rooted before the float32 cast, so amplitudes we wrote as
@@ -349,45 +350,18 @@ class _CxiStack:
     """
 
     def __init__(self, scan: CxiScan):
-        self.path, self.key, self.shape = scan.path, scan.data_key, scan.shape
-        self.dtype = np.dtype(np.float32)
+        super().__init__(scan.path, scan.data_key, scan.shape, sqrt=True)
         self._bad = scan.bad_pixels
         self._f64 = scan.dtype == np.float64
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[slice(None)]
-        return out if dtype is None else out.astype(dtype)
-
-    def _raw(self, idx: Any) -> np.ndarray:
-        import h5py
-
-        from ptychopinn.io.native import _read_runs
-
-        with h5py.File(self.path, "r", rdcc_nbytes=0) as f:
-            ds = f[self.key]
-            if isinstance(idx, (int, np.integer, slice)):
-                return np.asarray(ds[idx])
-            idx = np.asarray(idx)
-            idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
-            idx = np.where(idx < 0, idx + len(self), idx)
-            if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
-                raise IndexError(f"pattern index out of range for {len(self)} patterns")
-            uniq, inv = np.unique(idx, return_inverse=True)
-            if not uniq.size:
-                return np.zeros((*idx.shape, *self.shape[1:]), ds.dtype)
-            return _read_runs(ds, uniq)[inv]
-
     def _intensities(self, idx: Any) -> np.ndarray:
-        a = np.array(self._raw(idx), dtype=np.float64)
+        a = np.array(self.raw(idx), dtype=np.float64)
         if self._bad is not None:
             a[..., self._bad] = 0.0
         return a
 
     def __getitem__(self, idx: Any) -> np.ndarray:
-        a = np.array(self._raw(idx), dtype=np.float64 if self._f64 else np.float32)
+        a = np.array(self.raw(idx), dtype=np.float64 if self._f64 else np.float32)
         if self._bad is not None:
             a[..., self._bad] = 0
         return np.sqrt(a).astype(np.float32, copy=False)

@@ -250,23 +250,26 @@ class H5PatternStack:
         out = self[slice(None)]
         return out if dtype is None else out.astype(dtype)
 
-    def __getitem__(self, idx: Any) -> np.ndarray:
+    def raw(self, idx: Any) -> np.ndarray:
+        """Patterns ``idx`` as stored (the file's dtype and values)."""
         import h5py
 
         with h5py.File(self.path, "r", rdcc_nbytes=0) as f:
             ds = f[self.key]
             if isinstance(idx, (int, np.integer, slice)):
-                out = ds[idx]
-            else:
-                idx = np.asarray(idx)
-                idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
-                idx = np.where(idx < 0, idx + len(self), idx)
-                if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
-                    raise IndexError(f"pattern index out of range for {len(self)} patterns")
-                uniq, inv = np.unique(idx, return_inverse=True)
-                out = (_read_runs(ds, uniq)[inv] if uniq.size
-                       else np.zeros((*idx.shape, *self.shape[1:]), np.float32))
-        out = np.asarray(out, dtype=np.float32)
+                return np.asarray(ds[idx])
+            idx = np.asarray(idx)
+            idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
+            idx = np.where(idx < 0, idx + len(self), idx)
+            if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+                raise IndexError(f"pattern index out of range for {len(self)} patterns")
+            uniq, inv = np.unique(idx, return_inverse=True)
+            if not uniq.size:
+                return np.zeros((*idx.shape, *self.shape[1:]), ds.dtype)
+            return _read_runs(ds, uniq)[inv]
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        out = np.asarray(self.raw(idx), dtype=np.float32)
         return np.sqrt(out) if self._sqrt else out
 
 
