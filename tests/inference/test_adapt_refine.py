@@ -255,11 +255,9 @@ def test_lsqml_from_the_network_is_at_least_as_good_as_from_free_space(runs, tin
     cov = res_flat.coverage
     m_net = evaluate(tiny_data.obj, refined.object, coverage=cov)
     m_flat = evaluate(tiny_data.obj, res_flat.object, coverage=cov)
-    # at least as good, within 0.005 SSIM: on this tiny noisy scan (a 1-epoch network) the two
-    # starts end 0.002 apart in phase SSIM since groups are stitched phase-aligned
     for part in ("amplitude", "phase"):
-        assert m_net[part]["ssim"] >= m_flat[part]["ssim"] - 0.005, part
-        assert m_net[part]["mae"] <= m_flat[part]["mae"] * 1.01, part
+        assert m_net[part]["ssim"] >= m_flat[part]["ssim"], part
+        assert m_net[part]["mae"] <= m_flat[part]["mae"], part
 
 
 @needs_ptychi
