@@ -139,7 +139,9 @@ def _cmd_infer(a: argparse.Namespace) -> int:
 
         refine = IterativeConfig(algorithm=a.refine, epochs=a.refine_epochs or REFINE_EPOCHS,
                                  seed=a.seed, device=device)
-    probe = a.probe if a.probe in ("scan", "bundle", None) else Path(a.probe)
+    from ptychopinn.inference.condition import PROBE_CHOICES
+
+    probe = a.probe if a.probe is None or a.probe in PROBE_CHOICES else Path(a.probe)
     infer_to_dir(a.model or "general", a.data, a.out,
                  InferConfig(batch_size=a.batch_size, device=a.device, groups=a.groups,
                              gridsize=a.gridsize, probe=probe),

@@ -88,3 +88,13 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise PtychoInputError(f"corrupt or truncated NPZ archive ({msg})", path=path) from None
     return arrays
+
+
+def open_hdf5(path: str | os.PathLike):
+    """``h5py.File(path, "r")``; a file HDF5 cannot open is refused in one line."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise PtychoInputError(f"corrupt or truncated HDF5 file ({e})", path=path) from None

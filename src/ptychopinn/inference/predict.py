@@ -23,7 +23,7 @@ from ptychopinn.inference.stitch import Stitcher, object_frame
 from ptychopinn.io.dataset import load_dataset
 from ptychopinn.io.reconstruction import Reconstruction, load_reconstruction, save_reconstruction
 from ptychopinn.models.registry import kind_spec
-from ptychopinn.training.bundle import Bundle, is_general, load_bundle
+from ptychopinn.training.bundle import Bundle, bundle_for
 
 if TYPE_CHECKING:
     from ptychopinn.inference.adapt import AdaptConfig
@@ -126,8 +126,7 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     cfg = cfg or InferConfig()
     if not isinstance(data, PtychoData):
         data = load_dataset(data)
-    if not isinstance(bundle, Bundle):  # "general": the shipped model for this patch size
-        bundle = load_bundle(bundle, patch_size=data.patch_size if is_general(bundle) else None)
+    bundle = bundle_for(bundle, data.patch_size)
     adapt_info: dict = {}
     if adapt is not None:
         import tempfile
@@ -147,7 +146,6 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
                 adapt_info["adapted_probe"] = None
     n = bundle.model.n
     if data.patch_size != n:
-
         raise PtychoInputError(f"patterns are {data.patch_size}x{data.patch_size} but the model "
                                f"expects {n}x{n}", path=data.source)
     from ptychopinn.inference.condition import condition_on_scan

@@ -32,7 +32,7 @@ from ptychopinn.inference.predict import (
 )
 from ptychopinn.io.dataset import load_dataset
 from ptychopinn.iterative.ptychi_backend import IterativeConfig
-from ptychopinn.training.bundle import Bundle, is_general, load_bundle
+from ptychopinn.training.bundle import Bundle, bundle_for
 from ptychopinn.viz import object_pngs
 
 logger = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
     data_file = Path(data) if not isinstance(data, PtychoData) and Path(data).is_file() else None
     if not isinstance(data, PtychoData):
         data = load_dataset(data)
-    bundle = model if isinstance(model, Bundle) else load_bundle(
-        model, patch_size=data.patch_size if is_general(model) else None)
+    bundle = bundle_for(model, data.patch_size)
     if refine is not None:
         require_ptychi()
     if adapt_cfg is not None:

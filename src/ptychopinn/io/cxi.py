@@ -55,7 +55,7 @@ import numpy as np
 
 from ptychopinn.data.container import PtychoData
 from ptychopinn.errors import PtychoInputError
-from ptychopinn.files import atomic_path, file_kind
+from ptychopinn.files import atomic_path, file_kind, open_hdf5
 from ptychopinn.io.native import H5PatternStack
 
 logger = logging.getLogger(__name__)
@@ -232,14 +232,10 @@ def read_cxi(path: str | os.PathLike) -> CxiScan:
         not (n, H, W), a mask of another shape, translations of another length, a probe of
         another shape, non-finite values.
     """
-    import h5py
 
     path = Path(path)
     file_kind(path)  # file not found / not HDF5: one line
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise PtychoInputError(f"corrupt or truncated HDF5 file ({e})", path=path) from None
+    f = open_hdf5(path)
     try:
         with f:
             return _read_layout(f, path)

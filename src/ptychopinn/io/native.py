@@ -21,7 +21,7 @@ import numpy as np
 
 from ptychopinn.data.container import PtychoData
 from ptychopinn.errors import PtychoInputError
-from ptychopinn.files import atomic_path, file_kind, read_npz
+from ptychopinn.files import atomic_path, file_kind, open_hdf5, read_npz
 
 logger = logging.getLogger(__name__)
 
@@ -292,10 +292,7 @@ def load_native(path: Path, *, values: ValuesKind | None = None,
 def _load_hdf5(path: Path, *, values: ValuesKind | None, lazy: bool) -> PtychoData:
     import h5py
 
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise PtychoInputError(f"corrupt or truncated HDF5 file ({e})", path=path) from None
+    f = open_hdf5(path)
     try:
         with f:
             arrays: dict[str, np.ndarray] = {}
@@ -323,7 +320,7 @@ def _load_hdf5(path: Path, *, values: ValuesKind | None, lazy: bool) -> PtychoDa
         raise PtychoInputError(f"corrupt HDF5 content ({e})", path=path) from None
     m = int(np.asarray(arrays.get("xcoords", np.zeros(0))).reshape(-1).shape[0])
     if not lazy or len(shape) != 3 or shape[0] != m:
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path) as f:
             arrays[dkey] = np.asarray(f[dkey][()])
         return dataset_from_arrays(arrays, path, values=values)
     meta = _parse_metadata(arrays.get("metadata_json"), path)

@@ -46,8 +46,6 @@ class PhysInitNet(nn.Module):
     ``n_filters_scale``) on the features [Re O₀, Im O₀, |P|/max|P|] of each member.
     """
 
-    physics_inside = True
-
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg

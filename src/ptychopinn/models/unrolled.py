@@ -62,8 +62,6 @@ class UnrolledNet(nn.Module):
     (B, C, N, N) complex, all cut from one canvas per group (so they already agree on overlaps).
     """
 
-    physics_inside = True
-
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg

@@ -33,7 +33,8 @@ from ptychopinn.io.bundle import (
 from ptychopinn.models.config import ModelConfig
 from ptychopinn.models.pinn import PINN
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "GENERAL", "GENERAL_SIZES", "Bundle", "general_path",
+__all__ = ["FORMAT", "FORMAT_VERSION", "GENERAL", "GENERAL_SIZES", "Bundle", "bundle_for",
+           "general_path",
            "load_bundle", "resolve_bundle_path", "save_bundle"]
 
 #: ``--model general`` / ``load_bundle("general")``: the general model shipped with the package.
@@ -103,6 +104,14 @@ def general_path(patch_size: int = 64) -> Path:
         raise PtychoInputError("the general model's weights are missing from this install "
                                "(produce them with scripts/train_general.py)", path=path)
     return path
+
+
+def bundle_for(model: Bundle | str | os.PathLike, patch_size: int) -> Bundle:
+    """``model`` as a :class:`Bundle`: loaded from a run directory or zip, or the shipped
+    general model for ``patch_size`` px patterns when ``model`` is ``"general"``."""
+    if isinstance(model, Bundle):
+        return model
+    return load_bundle(model, patch_size=patch_size if is_general(model) else None)
 
 
 def load_bundle(path: str | os.PathLike, *, map_location: str | torch.device = "cpu",
