@@ -25,7 +25,8 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
         object=a.object, probe=a.probe, scan=a.scan, n_positions=a.n_positions,
         object_size=a.object_size, patch_size=a.patch_size, step=a.step, overlap=a.overlap,
         jitter=a.jitter, photons=a.photons, noise=not a.no_noise, seed=a.seed,
-        probe_defocus=a.probe_defocus,
+        probe_defocus=a.probe_defocus, position_error=a.position_error,
+        position_drift=a.position_drift, position_scale=a.position_scale,
     )
     data = simulate(cfg)
     save_dataset(data, a.out)
@@ -179,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--photons", type=float, default=1e6, help="mean total counts per pattern")
     s.add_argument("--no-noise", action="store_true", help="no Poisson noise")
     s.add_argument("--probe-defocus", type=float, default=1.0, help="disk probe edge phase (rad)")
+    s.add_argument("--position-error", type=float, default=0.0, metavar="PX",
+                   help="stage error: patterns taken at positions off the stored (nominal) ones "
+                        "by a random error of this RMS (px); the true positions are stored as "
+                        "xcoords_true/ycoords_true")
+    s.add_argument("--position-drift", type=float, default=0.0, metavar="PX",
+                   help="stage error: linear drift of this many px from the first to the last "
+                        "pattern, in a random direction")
+    s.add_argument("--position-scale", type=float, default=0.0, metavar="FRAC",
+                   help="stage error: true positions scaled by 1 + FRAC about the scan centre")
     s.add_argument("--seed", type=int, default=0, help="seed of object, scan and noise")
     s.set_defaults(func=_cmd_simulate)
 

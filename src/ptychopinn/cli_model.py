@@ -61,7 +61,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
                "batch_size": a.batch_size, "devices": a.devices, "strategy": a.strategy,
                "accelerator": a.accelerator, "refine_probe": a.refine_probe or None,
                "probe_lr": a.probe_lr, "probe_warmup_epochs": a.probe_warmup_epochs,
-               "probe_support_radius": a.probe_support_radius},
+               "probe_support_radius": a.probe_support_radius,
+               "refine_positions": a.refine_positions or None, "position_lr": a.position_lr,
+               "position_bound": a.position_bound},
     )
     if corpus is not None:
         cfg = cfg.with_overrides(model=_corpus_model_options(cfg))
@@ -125,6 +127,17 @@ def _cmd_infer(a: argparse.Namespace) -> int:
         raise PtychoInputError(f"--probe-lr must be > 0; got {a.probe_lr:g}")
     device = a.device if a.device in ("auto", "cpu", "cuda") else (
         "cuda" if a.device.startswith("cuda") else "cpu")
+    position_options = {"steps": a.position_steps, "lr": a.position_lr,
+                        "bound": a.position_bound}
+    given = [k for k, v in position_options.items() if v is not None]
+    if given and not a.refine_positions:
+        raise PtychoInputError(f"--position-{given[0]} needs --refine-positions")
+    positions = None
+    if a.refine_positions:
+        from ptychopinn.inference.positions import PositionConfig
+
+        positions = PositionConfig(**{k: v for k, v in position_options.items()
+                                      if v is not None})
     adapt_cfg = None
     if a.adapt_minutes is not None or a.adapt_epochs is not None:
         from ptychopinn.inference.adapt import AdaptConfig
@@ -145,7 +158,7 @@ def _cmd_infer(a: argparse.Namespace) -> int:
     infer_to_dir(a.model or "general", a.data, a.out,
                  InferConfig(batch_size=a.batch_size, device=a.device, groups=a.groups,
                              gridsize=a.gridsize, probe=probe),
-                 adapt_cfg=adapt_cfg, refine=refine)
+                 adapt_cfg=adapt_cfg, refine=refine, positions=positions)
     return 0
 
 
@@ -219,6 +232,12 @@ def _cmd_export(a: argparse.Namespace) -> int:
 
     recon = load_reconstruction(a.recon)
     data = load_dataset(a.data)
+    refined = (a.recon if a.recon.is_dir() else a.recon.parent) / "positions.npz"
+    if refined.is_file():  # positions refined with the reconstruction (infer/iterative)
+        from ptychopinn.io.native import with_positions
+
+        data = with_positions(data, refined)
+        logger.info("positions from %s", refined)
     positions = data.positions - recon.origin  # canvas-pixel frame of the exported object
     meta = data.metadata
     energy = a.photon_energy_ev or meta.get("photon_energy_eV")
@@ -286,6 +305,16 @@ def add_commands(sub) -> None:
     s.add_argument("--probe-support-radius", type=float, default=None, metavar="R",
                    help="probe support radius in pixels (default: the --config value, else "
                         "1.25 x the radius holding 99.9%% of the initial probe's power)")
+    s.add_argument("--refine-positions", action="store_true",
+                   help="also learn the scan positions (physics-loss kinds; a global affine "
+                        "map and drift, then bounded per-pattern corrections); written as "
+                        "RUN_DIR/positions.npz")
+    s.add_argument("--position-lr", type=float, default=None, metavar="PX",
+                   help="position learning rate, pixels per step (default: the --config "
+                        "value, else 0.05)")
+    s.add_argument("--position-bound", type=float, default=None, metavar="PX",
+                   help="largest per-pattern position correction in pixels (default: the "
+                        "--config value, else 4)")
     s.add_argument("--accelerator", default=None,
                    help="auto | cpu | gpu (default: the --config value, else auto)")
     s.add_argument("--devices", default=None, type=_devices,
@@ -341,6 +370,19 @@ def add_commands(sub) -> None:
                         "OUT/adapted/probe.npz; --refine then starts pty-chi from it)")
     s.add_argument("--probe-lr", type=float, default=None,
                    help="probe learning rate of --refine-probe (default: 0.01)")
+    s.add_argument("--refine-positions", action="store_true",
+                   help="refine the scan positions first: from the network's reconstruction, "
+                        "joint gradient steps on the positions and the object, then the "
+                        "network again at the refined positions (and adaptation, if asked, "
+                        "on them); written as OUT/positions.npz")
+    s.add_argument("--position-steps", type=int, default=None, metavar="S",
+                   help="gradient steps of --refine-positions (default: 400)")
+    s.add_argument("--position-lr", type=float, default=None, metavar="PX",
+                   help="per-pattern position learning rate of --refine-positions, pixels "
+                        "per step (default: 0.05)")
+    s.add_argument("--position-bound", type=float, default=None, metavar="PX",
+                   help="largest per-pattern correction of --refine-positions beyond the "
+                        "global affine map, pixels (default: 8)")
     s.add_argument("--seed", type=int, default=0,
                    help="seed of adaptation (groups, batch order) and refinement")
     s.set_defaults(func=_cmd_infer)
@@ -356,7 +398,9 @@ def add_commands(sub) -> None:
 
     s = sub.add_parser("export", help="export a reconstruction as a Ptychodus product.h5")
     s.add_argument("recon", type=Path, help="OUT_DIR or reconstruction.npz")
-    s.add_argument("--data", required=True, type=Path, help="dataset it was reconstructed from")
+    s.add_argument("--data", required=True, type=Path,
+                   help="dataset it was reconstructed from (positions: the refined ones of "
+                        "the reconstruction's positions.npz when it has one)")
     s.add_argument("--format", default="ptychodus", choices=["ptychodus"], help="output format")
     s.add_argument("--out", required=True, type=Path, help="product.h5")
     s.add_argument("--pixel-size-m", type=float, default=None,

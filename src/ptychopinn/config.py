@@ -45,9 +45,32 @@ class TrainConfig:
     probe_lr: float = 1e-2
     probe_warmup_epochs: int = 1
     probe_support_radius: float | None = None
+    #: position refinement (issue #23): the scan positions become learnable
+    #: (:class:`~ptychopinn.training.positions.ScanPositions`): Adam at ``position_lr``
+    #: pixels per step after ``position_warmup_epochs``; with ``position_affine`` a global
+    #: affine map and drift first (alone for ``position_affine_epochs``), then per-pattern
+    #: corrections of at most ``position_bound`` pixels
+    refine_positions: bool = False
+    position_lr: float = 0.05
+    position_warmup_epochs: int = 1
+    position_bound: float = 4.0
+    position_affine: bool = True
+    position_affine_epochs: int = 1
 
     def __post_init__(self) -> None:
         import math
+
+        if not (isinstance(self.position_lr, int | float) and math.isfinite(self.position_lr)
+                and self.position_lr > 0):
+            raise PtychoInputError(f"position_lr must be > 0 pixels per step, got "
+                                   f"{self.position_lr}")
+        if not (isinstance(self.position_bound, int | float)
+                and math.isfinite(self.position_bound) and self.position_bound > 0):
+            raise PtychoInputError(f"position_bound must be > 0 pixels, got "
+                                   f"{self.position_bound}")
+        for name in ("position_warmup_epochs", "position_affine_epochs"):
+            if getattr(self, name) < 0:
+                raise PtychoInputError(f"{name} must be >= 0, got {getattr(self, name)}")
 
         if not (math.isfinite(self.probe_lr) and self.probe_lr > 0):
             raise PtychoInputError(f"probe_lr must be > 0, got {self.probe_lr}")
@@ -97,6 +120,9 @@ class RunConfig:
         if self.train.refine_probe and spec.supervised:
             raise PtychoInputError("train.refine_probe needs a physics-loss model; the supervised "
                                    f"{kind} does not use the probe")
+        if self.train.refine_positions and spec.supervised:
+            raise PtychoInputError("train.refine_positions needs a physics-loss model; the "
+                                   f"supervised {kind} does not use the positions")
         if self.train.refine_probe and self.model.probe_trainable:
             raise PtychoInputError("train.refine_probe and model.probe_trainable both set; use "
                                    "train.refine_probe (constrained, own learning rate)")

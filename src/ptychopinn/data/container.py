@@ -48,6 +48,9 @@ class PtychoData:
         Ground truth or reference object.
     positions_start : ndarray (M, 2) float64
         Nominal positions (default: ``positions``).
+    positions_true : ndarray (M, 2) float64 or None
+        Where the patterns were really taken, when known (a simulation with position errors):
+        for scoring position refinement only; reconstructions never read it.
     scan_index : ndarray (M,) int64
     ground_truth_patches : ndarray (M, N, N) complex64 or None
     metadata : dict
@@ -62,6 +65,7 @@ class PtychoData:
     obj: np.ndarray | None = None
     positions_start: np.ndarray | None = None
     scan_index: np.ndarray | None = None
+    positions_true: np.ndarray | None = None
     ground_truth_patches: Any = None
     metadata: dict = field(default_factory=dict)
     source: str = "<memory>"
@@ -104,6 +108,7 @@ class PtychoData:
             diffraction=np.asarray(self.diffraction[idx], dtype=np.float32),
             positions=self.positions[idx],
             positions_start=None if self.positions_start is None else self.positions_start[idx],
+            positions_true=None if self.positions_true is None else self.positions_true[idx],
             scan_index=None if self.scan_index is None else self.scan_index[idx],
             ground_truth_patches=None if gt is None else np.asarray(gt[idx]),
             metadata=dict(self.metadata),
@@ -199,12 +204,13 @@ def _validate(data: PtychoData) -> None:
         _finite(data, "obj", obj)
         put("obj", obj)
 
-    if data.positions_start is not None:
-        start = _real(data, "positions_start", data.positions_start, np.float64)
-        if start.shape != (m, 2):
-            raise _fail(data, "positions_start", f"expected shape ({m}, 2), got {start.shape}")
-        _finite(data, "positions_start", start)
-        put("positions_start", start)
+    for name in ("positions_start", "positions_true"):
+        if getattr(data, name) is not None:
+            start = _real(data, name, getattr(data, name), np.float64)
+            if start.shape != (m, 2):
+                raise _fail(data, name, f"expected shape ({m}, 2), got {start.shape}")
+            _finite(data, name, start)
+            put(name, start)
 
     if data.scan_index is not None:
         idx = np.asarray(data.scan_index)

@@ -49,6 +49,13 @@ class SimulationConfig:
     amplitude_range: tuple[float, float] = (0.5, 1.0)
     phase_range: tuple[float, float] = (-1.0, 1.0)
     probe_defocus: float = 1.0
+    #: stage errors (issue #23): the patterns are taken at true positions but the file stores
+    #: the nominal ones, true = c + (1 + scale)(nominal - c) + drift·(t - ½)·u + e, with c
+    #: the scan centre, t the scan order from 0 to 1, u a seeded direction and e random with
+    #: RMS ``position_error`` pixels (2-D); the true ones are kept as ``positions_true``
+    position_error: float = 0.0
+    position_drift: float = 0.0
+    position_scale: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -66,6 +73,13 @@ class SimulationConfig:
             raise PtychoInputError(f"photons must be > 0, got {self.photons}")
         if self.scan not in ("random", "raster", "spiral"):
             raise PtychoInputError(f"scan must be random, raster or spiral, got {self.scan!r}")
+        for name in ("position_error", "position_drift"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise PtychoInputError(f"{name} must be >= 0 pixels, got {v}")
+        if not (np.isfinite(self.position_scale) and abs(self.position_scale) < 0.5):
+            raise PtychoInputError(f"position_scale must be a relative error in (-0.5, 0.5), "
+                                   f"got {self.position_scale}")
         lo, hi = self.amplitude_range
         if not 0 <= lo <= hi:
             raise PtychoInputError(f"amplitude_range must satisfy 0 <= lo <= hi, got {lo, hi}")
@@ -234,6 +248,23 @@ def make_scan(cfg: SimulationConfig, rng: np.random.Generator, *, step: float,
     return pos.astype(np.float64)
 
 
+def position_errors(cfg: SimulationConfig, nominal: np.ndarray,
+                    rng: np.random.Generator) -> np.ndarray:
+    """The true positions (M, 2) of a scan whose stage reports ``nominal``
+    (:class:`SimulationConfig` ``position_*``: scale about the scan centre, linear drift in
+    scan order along a random direction, random error of the given 2-D RMS)."""
+    m = nominal.shape[0]
+    c = nominal.mean(axis=0)
+    true = c + (1.0 + cfg.position_scale) * (nominal - c)
+    if cfg.position_drift:
+        ang = rng.uniform(0, 2 * np.pi)
+        t = np.linspace(0.0, 1.0, m) - 0.5 if m > 1 else np.zeros(1)
+        true = true + cfg.position_drift * t[:, None] * np.array([np.sin(ang), np.cos(ang)])
+    if cfg.position_error:
+        true = true + rng.normal(0.0, cfg.position_error / np.sqrt(2), size=(m, 2))
+    return true
+
+
 def _n_positions(cfg: SimulationConfig) -> int:
     return DEFAULT_N_POSITIONS if cfg.n_positions is None else cfg.n_positions
 
@@ -246,7 +277,7 @@ def simulate(cfg: SimulationConfig, *, batch: int = 256) -> PtychoData:
     diffraction holds sqrt(counts). Seeded by ``cfg.seed``.
     """
     ss = np.random.SeedSequence(cfg.seed)
-    rng_obj, rng_scan, rng_noise = (np.random.default_rng(s) for s in ss.spawn(3))
+    rng_obj, rng_scan, rng_noise, rng_err = (np.random.default_rng(s) for s in ss.spawn(4))
     n = cfg.patch_size
     obj = make_object(cfg, rng_obj)
     if cfg.probe == "disk":
@@ -255,7 +286,9 @@ def simulate(cfg: SimulationConfig, *, batch: int = 256) -> PtychoData:
         probe_n = normalize_probe(load_probe(Path(cfg.probe), n))[0]
     step = cfg.step if cfg.step is not None else (1 - cfg.overlap) * probe_diameter(probe_n)
     step = max(step, 1e-3)
-    pos = make_scan(cfg, rng_scan, step=step, object_shape=obj.shape)
+    nominal = make_scan(cfg, rng_scan, step=step, object_shape=obj.shape)
+    moved = cfg.position_error or cfg.position_drift or cfg.position_scale
+    pos = position_errors(cfg, nominal, rng_err) if moved else nominal
     obj_t = torch.from_numpy(obj)
     probe_t = torch.from_numpy(probe_n)
     m = pos.shape[0]
@@ -283,7 +316,8 @@ def simulate(cfg: SimulationConfig, *, batch: int = 256) -> PtychoData:
     }
     return PtychoData(
         diffraction=diffraction,
-        positions=pos,
+        positions=nominal,
+        positions_true=pos if moved else None,
         probe=(probe_n * scale).astype(np.complex64),
         obj=obj,
         scan_index=np.zeros(m, np.int64),

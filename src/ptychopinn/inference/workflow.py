@@ -7,6 +7,8 @@ What ``ptychopinn infer`` runs (the CLI only parses). Output folder ``out_dir``:
 * ``adapted/``: the adapted model's run directory (only with ``adapt``; ``infer --model
   OUT/adapted`` reuses it; with ``adapt.refine_probe`` it holds the refined ``probe.npz``,
   which ``refine`` then starts pty-chi from);
+* ``positions.npz``: the refined scan positions and the nominal ones (only with
+  ``positions``; the network, adaptation, refinement and ``export`` then use the refined ones);
 * with ``refine``: ``loss_history.csv`` (pty-chi's loss per epoch); with ``adapt`` or
   ``refine``: ``summary.json``, the timings (``adapt_seconds``, ``inference_seconds``,
   ``refine_seconds``) measured separately.
@@ -24,6 +26,7 @@ from ptychopinn.data.container import PtychoData
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.files import atomic_path
 from ptychopinn.inference.adapt import AdaptConfig, adapt, check_adaptable
+from ptychopinn.inference.positions import PositionConfig, refine_positions
 from ptychopinn.inference.predict import (
     InferConfig,
     Reconstruction,
@@ -31,7 +34,9 @@ from ptychopinn.inference.predict import (
     save_reconstruction,
 )
 from ptychopinn.io.dataset import load_dataset
+from ptychopinn.io.native import save_positions
 from ptychopinn.iterative.ptychi_backend import IterativeConfig
+from ptychopinn.models.registry import kind_spec
 from ptychopinn.training.bundle import Bundle, bundle_for
 from ptychopinn.viz import object_pngs
 
@@ -46,11 +51,15 @@ NETWORK_DIR = "network"
 def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
                  out_dir: str | Path, cfg: InferConfig | None = None, *,
                  adapt_cfg: AdaptConfig | None = None,
-                 refine: IterativeConfig | None = None) -> Reconstruction:
+                 refine: IterativeConfig | None = None,
+                 positions: PositionConfig | None = None) -> Reconstruction:
     """Reconstruct ``data`` with ``model`` into ``out_dir`` (see the module docstring).
 
-    Everything that can be refused is checked before anything is written: a supervised model
-    or a pattern size other than the model's with ``adapt_cfg``, an existing
+    With ``positions`` the scan positions are refined first
+    (:func:`~ptychopinn.inference.positions.refine_positions`, with the model as given) and
+    everything after uses them. Everything that can be refused is checked before anything is
+    written: a supervised model with ``adapt_cfg`` or ``positions``, a pattern size other than
+    the model's, an existing
     ``out_dir/adapted``, pty-chi missing with ``refine``. Reconstructions are written only
     once every stage has finished. Returns the final reconstruction.
     """
@@ -73,6 +82,13 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
         n = bundle.model.n
         raise PtychoInputError(f"patterns are {data.patch_size}x{data.patch_size} but the model "
                                f"expects {n}x{n}", path=data.source)
+    if positions is not None and kind_spec(bundle.model.cfg.kind).supervised:
+        raise PtychoInputError(f"position refinement needs a physics-loss model; the "
+                               f"supervised {bundle.model.cfg.kind} does not model the "
+                               f"measurement")
+    position_info: dict = {}
+    if positions is not None:
+        data, _, position_info = refine_positions(bundle, data, positions, cfg)
     adapt_info: dict = {}
     if adapt_cfg is not None:
         res = adapt(bundle, data, out_dir / ADAPTED_DIR, adapt_cfg, data_path=data_file,
@@ -88,6 +104,10 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
     net.info.update(adapt_info)
     summary = {k: net.info[k] for k in ("adapt_seconds", "adapt_epochs", "adapt_loss_before",
                                         "adapt_loss_after", "adapted_probe") if k in net.info}
+    if position_info:
+        net.info["position_refinement"] = position_info
+        summary["position_seconds"] = position_info["position_seconds"]
+        summary["position_refinement"] = position_info
     summary["inference_seconds"] = net.info["seconds"]
     final = net
     if refine is not None:
@@ -104,12 +124,15 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
                 f"{i},{float(v)!r}\n" for i, v in enumerate(it.loss_history)))
     path = save_reconstruction(final, out_dir)
     object_pngs(final.object, final.coverage, out_dir)
-    if adapt_cfg is not None or refine is not None:
+    if positions is not None:
+        save_positions(out_dir / "positions.npz", data.positions, data.positions_start)
+    if adapt_cfg is not None or refine is not None or positions is not None:
         with atomic_path(out_dir / "summary.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2))
     logger.info("timings: %s", ", ".join(
         f"{name} {summary[key]:.2f} s" for name, key in (
-            ("adaptation", "adapt_seconds"), ("inference", "inference_seconds"),
+            ("positions", "position_seconds"), ("adaptation", "adapt_seconds"),
+            ("inference", "inference_seconds"),
             ("refinement", "refine_seconds")) if key in summary))
     logger.info("wrote %s", path)
     return final

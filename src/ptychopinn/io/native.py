@@ -128,8 +128,9 @@ def dataset_from_arrays(arrays: Mapping[str, np.ndarray], path: str | os.PathLik
     ----------
     arrays : mapping of str to ndarray
         ``diffraction`` (or legacy ``diff3d``), ``xcoords``, ``ycoords``, ``probeGuess``, and
-        optionally ``objectGuess``, ``xcoords_start``/``ycoords_start``, ``scan_index``,
-        ``ground_truth_patches``, ``metadata_json``.
+        optionally ``objectGuess``, ``xcoords_start``/``ycoords_start``,
+        ``xcoords_true``/``ycoords_true``, ``scan_index``, ``ground_truth_patches``,
+        ``metadata_json``.
     path : path-like
         Where the arrays came from (named in every error).
     values : {"amplitude", "intensity"}, optional
@@ -151,7 +152,7 @@ def dataset_from_arrays(arrays: Mapping[str, np.ndarray], path: str | os.PathLik
     for k, a in arrays.items():
         if k != "metadata_json":
             _check_numeric(a, path, k, allow_complex=k not in ("xcoords", "ycoords",
-                                                              "xcoords_start", "ycoords_start",
+                                                              *_POSITION_PAIRS,
                                                               "scan_index", *DIFFRACTION_KEYS))
     x = np.asarray(arrays["xcoords"], dtype=np.float64).reshape(-1)
     y = np.asarray(arrays["ycoords"], dtype=np.float64).reshape(-1)
@@ -189,14 +190,8 @@ def dataset_from_arrays(arrays: Mapping[str, np.ndarray], path: str | os.PathLik
                                    key="objectGuess")
         _check_finite(obj, path, "objectGuess")
         obj = obj.astype(np.complex64)
-    pos_start = None
-    if "xcoords_start" in arrays or "ycoords_start" in arrays:
-        xs = np.asarray(arrays.get("xcoords_start", x), dtype=np.float64).reshape(-1)
-        ys = np.asarray(arrays.get("ycoords_start", y), dtype=np.float64).reshape(-1)
-        if xs.shape[0] != m or ys.shape[0] != m:
-            raise PtychoInputError(f"expected {m} entries like xcoords", path=path,
-                                   key="xcoords_start")
-        pos_start = np.stack([ys, xs], axis=1)
+    pos_start = _position_pair(arrays, "start", x, y, path)
+    pos_true = _position_pair(arrays, "true", x, y, path)
     scan_index = None
     if "scan_index" in arrays:
         scan_index = np.asarray(arrays["scan_index"]).astype(np.int64).reshape(-1)
@@ -218,11 +213,70 @@ def dataset_from_arrays(arrays: Mapping[str, np.ndarray], path: str | os.PathLik
         probe=probe,
         obj=obj,
         positions_start=pos_start,
+        positions_true=pos_true,
         scan_index=scan_index,
         ground_truth_patches=gt,
         metadata=meta,
         source=str(path),
     )
+
+
+def _position_pair(arrays: Mapping[str, np.ndarray], tag: str, x: np.ndarray, y: np.ndarray,
+                   path: Path) -> np.ndarray | None:
+    """(M, 2) (row, col) from ``xcoords_<tag>``/``ycoords_<tag>`` (a missing one defaults to
+    ``xcoords``/``ycoords``), or None when neither is there."""
+    kx, ky = f"xcoords_{tag}", f"ycoords_{tag}"
+    if kx not in arrays and ky not in arrays:
+        return None
+    xs = np.asarray(arrays.get(kx, x), dtype=np.float64).reshape(-1)
+    ys = np.asarray(arrays.get(ky, y), dtype=np.float64).reshape(-1)
+    for key, a in ((kx, xs), (ky, ys)):
+        if a.shape[0] != x.shape[0]:
+            raise PtychoInputError(f"expected {x.shape[0]} entries like xcoords", path=path,
+                                   key=key)
+        _check_finite(a, path, key)
+    return np.stack([ys, xs], axis=1)
+
+
+_POSITION_PAIRS = ("xcoords_start", "ycoords_start", "xcoords_true", "ycoords_true")
+
+
+def save_positions(path: str | os.PathLike, positions: np.ndarray,
+                   nominal: np.ndarray | None = None) -> Path:
+    """Write refined scan positions atomically as NPZ: ``xcoords``, ``ycoords`` (M,) float64
+    (object pixels, the refined ones) and, given ``nominal`` (M, 2), ``xcoords_start``,
+    ``ycoords_start``. :func:`with_positions` reads it back into a scan."""
+    path = Path(path)
+    pos = np.asarray(positions, np.float64)
+    out = {"xcoords": pos[:, 1].copy(), "ycoords": pos[:, 0].copy()}
+    if nominal is not None:
+        nom = np.asarray(nominal, np.float64)
+        out.update(xcoords_start=nom[:, 1].copy(), ycoords_start=nom[:, 0].copy())
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **out)
+    return path
+
+
+def with_positions(data: PtychoData, path: str | os.PathLike) -> PtychoData:
+    """``data`` with the positions of a ``positions.npz`` (:func:`save_positions`, e.g. a
+    run's refined ones); its own positions become the nominal ``positions_start`` (unless it
+    already has nominal ones). Refuses a file for another number of patterns."""
+    from dataclasses import replace
+
+    path = Path(path)
+    arrays = read_npz(path)
+    for k in ("xcoords", "ycoords"):
+        if k not in arrays:
+            raise PtychoInputError("missing required array", path=path, key=k)
+    x = np.asarray(arrays["xcoords"], np.float64).reshape(-1)
+    y = np.asarray(arrays["ycoords"], np.float64).reshape(-1)
+    if x.shape[0] != data.n_patterns or y.shape[0] != data.n_patterns:
+        raise PtychoInputError(f"holds {x.shape[0]} positions but the scan has "
+                               f"{data.n_patterns} patterns", path=path, key="xcoords")
+    _check_finite(x, path, "xcoords")
+    _check_finite(y, path, "ycoords")
+    start = data.positions_start if data.positions_start is not None else data.positions
+    return replace(data, positions=np.stack([y, x], axis=1), positions_start=start)
 
 
 # ------------------------------------------------------------------------------------ HDF5
@@ -359,6 +413,9 @@ def _arrays_for(data: PtychoData, *, with_diffraction: bool = True) -> dict[str,
     if data.positions_start is not None:
         out["xcoords_start"] = data.positions_start[:, 1].astype(np.float64)
         out["ycoords_start"] = data.positions_start[:, 0].astype(np.float64)
+    if data.positions_true is not None:
+        out["xcoords_true"] = data.positions_true[:, 1].astype(np.float64)
+        out["ycoords_true"] = data.positions_true[:, 0].astype(np.float64)
     if data.scan_index is not None:
         out["scan_index"] = data.scan_index.astype(np.int64)
     if data.ground_truth_patches is not None:

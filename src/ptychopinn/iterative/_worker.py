@@ -110,6 +110,12 @@ def _build_options(api, cfg: dict, refine_probe: bool, refine_positions: bool):
     pos = options.probe_position_options
     pos.optimizable = bool(refine_positions)
     pos.constrain_position_mean = False
+    if cfg.get("position_step_size") is not None:
+        pos.step_size = float(cfg["position_step_size"])
+    if cfg.get("position_update_limit") is not None:
+        pos.correction_options.update_magnitude_limit = float(cfg["position_update_limit"])
+    if cfg.get("position_affine"):
+        pos.affine_transform_constraint.enabled = True
 
     rec = options.reconstructor_options
     rec.num_epochs = int(cfg["epochs"])

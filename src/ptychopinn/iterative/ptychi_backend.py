@@ -98,6 +98,11 @@ class IterativeConfig:
         ambiguity removal is disabled.
     refine_positions : bool
         Also refine the scan positions (pty-chi gradient position correction).
+    position_step_size, position_update_limit : float or None
+        With ``refine_positions``: pty-chi's position step size and the largest position
+        update per step (pixels); None keeps pty-chi's defaults (0.3 and 0.1 px).
+    position_affine : bool
+        With ``refine_positions``: pty-chi's affine constraint on the positions.
     rescale_probe : bool
         Rescale the probe so that ``sum |P|^2`` equals the mean total counts per pattern
         (exact for ``|O| ≈ 1``). Use this when the probe is normalised (ptychopinn's
@@ -119,6 +124,9 @@ class IterativeConfig:
     batch_size: int = 32
     refine_probe: bool = False
     refine_positions: bool = False
+    position_step_size: float | None = None
+    position_update_limit: float | None = None
+    position_affine: bool = False
     rescale_probe: bool = False
     device: str = "auto"
     seed: int = 0
@@ -134,7 +142,11 @@ class IterativeConfig:
             raise PtychoInputError(f"epochs must be an integer >= 1; got {self.epochs!r}")
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise PtychoInputError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
-        for name in ("refine_probe", "refine_positions", "rescale_probe"):
+        for name in ("position_step_size", "position_update_limit"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, int | float) and np.isfinite(v) and v > 0):
+                raise PtychoInputError(f"{name} must be None or > 0; got {v!r}")
+        for name in ("refine_probe", "refine_positions", "rescale_probe", "position_affine"):
             if not isinstance(getattr(self, name), bool):
                 raise PtychoInputError(f"{name} must be a bool; got {getattr(self, name)!r}")
         if self.device not in _DEVICES:

@@ -11,6 +11,7 @@ import numpy as np
 from ptychopinn.data.container import PtychoData, object_frame
 from ptychopinn.files import atomic_path
 from ptychopinn.io.dataset import load_dataset
+from ptychopinn.io.native import save_positions
 from ptychopinn.io.reconstruction import Reconstruction, save_reconstruction
 from ptychopinn.iterative.ptychi_backend import (
     IterativeConfig,
@@ -59,7 +60,9 @@ def run_iterative_on_dataset(data: PtychoData | str | Path, out_dir: str | Path,
     (iterations), ``total_time_s`` (with the worker's start-up), device, pty-chi version,
     ``n_patterns``, ``final_loss`` and, with snapshots, their count and overhead.
 
-    Also writes ``loss_history.csv`` and, when the probe was refined, ``probe.npz``
+    Also writes ``loss_history.csv``; when the positions were refined, ``positions.npz``
+    (:func:`~ptychopinn.io.native.save_positions`: refined and nominal); when the probe was
+    refined, ``probe.npz``
     (``probeGuess``), usable as ``--probe`` or to replace a dataset's probe. With
     ``cfg.snapshot_every`` = K it writes ``snapshots.npz`` (:func:`save_snapshots`). Every file
     is written only after pty-chi has finished, each atomically: an interrupted or failed run
@@ -93,6 +96,9 @@ def run_iterative_on_dataset(data: PtychoData | str | Path, out_dir: str | Path,
         with atomic_path(out_dir / "probe.npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, probeGuess=res.probe.astype(np.complex64),
                      positions_rc=res.positions_rc + np.asarray(frame.origin))
+    if cfg.refine_positions:
+        save_positions(out_dir / "positions.npz", res.positions_rc + np.asarray(frame.origin),
+                       data.positions)
     with atomic_path(out_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(info, indent=2))
     logger.info("%s: %d epochs in %.1f s", res.algorithm, len(res.loss_history),

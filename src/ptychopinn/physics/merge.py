@@ -12,7 +12,7 @@ from ptychopinn.physics.patches import extract_patches, place_patches
 
 def group_canvas_size(n: int, offsets: Tensor) -> int:
     """Even canvas side S = N + 2·ceil(max|r| + 1) holding every member of every group."""
-    r = float(offsets.abs().max()) if offsets.numel() else 0.0
+    r = float(offsets.detach().abs().max()) if offsets.numel() else 0.0
     return n + 2 * math.ceil(r + 1)
 
 

@@ -209,6 +209,7 @@ def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunCo
 
     from ptychopinn.training.checkpoint_io import SafeCheckpointIO
     from ptychopinn.training.module import ProbeRefinement, ReconModule
+    from ptychopinn.training.positions import PositionRefinement
 
     out_dir = Path(out_dir)
     ckpt = out_dir / "checkpoints" / "last.ckpt"
@@ -247,9 +248,15 @@ def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunCo
     hparams = {**cfg.to_dict(), "normalisation": consts}
     probe_cfg = ProbeRefinement.from_train_config(cfg.train)
     initial_probe = model.physics.probe.detach().clone() if probe_cfg is not None else None
+    pos_cfg = PositionRefinement.from_train_config(cfg.train)
+    if pos_cfg is not None and corpus is not None:
+        raise PtychoInputError("train.refine_positions refines one scan's positions; a corpus "
+                               "has no measured positions to refine")
     module = ReconModule(model, learning_rate=cfg.train.learning_rate, hparams=hparams,
                          plateau_monitor=cfg.train.plateau_monitor if n_val else "train",
-                         probe_refinement=probe_cfg)
+                         probe_refinement=probe_cfg, position_refinement=pos_cfg,
+                         nominal_positions=None if pos_cfg is None
+                         else torch.from_numpy(data.positions))
     accelerator = _resolve_accelerator(cfg.train.accelerator)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out_dir / "config.yaml")
@@ -320,6 +327,10 @@ def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunCo
         probe_info = _probe_outputs(module.model, initial_probe, data, probe_cfg,
                                     module.probe_param.support_radius, out_dir)
         extra["probe_refinement"] = probe_info
+    pos_info = None
+    if pos_cfg is not None:
+        pos_info = _position_outputs(module.positions, data, pos_cfg, out_dir)
+        extra["position_refinement"] = pos_info
     bundle_path = save_bundle(module.model, out_dir / "model.zip", extra=extra)
     metrics_src = out_dir / "logs" / "metrics.csv"
     if metrics_src.exists():
@@ -335,6 +346,7 @@ def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunCo
         "intensity_scale": float(module.model.physics.scale.detach()),
         **consts,
         **({} if probe_info is None else {"probe_refinement": probe_info}),
+        **({} if pos_info is None else {"position_refinement": pos_info}),
     }
     with atomic_path(out_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
@@ -366,6 +378,32 @@ def _probe_outputs(model: PINN, initial: torch.Tensor, data: PtychoData, probe_c
     return {"probe_lr": probe_cfg.lr, "warmup_epochs": probe_cfg.warmup_epochs,
             "support_radius": support_radius, "change_from_initial": change,
             "probe_file": "probe.npz"}
+
+
+def _position_outputs(positions: Any, data: PtychoData, pos_cfg: Any,
+                      out_dir: Path) -> dict[str, Any]:
+    """Write the refined positions as ``out_dir/positions.npz`` and describe them.
+
+    ``positions.npz`` (:func:`~ptychopinn.io.native.save_positions`) holds the refined
+    ``xcoords``/``ycoords`` and the nominal ``xcoords_start``/``ycoords_start`` (M,) float64,
+    object pixels; :func:`~ptychopinn.io.native.with_positions` puts them into the scan.
+    """
+    from dataclasses import asdict
+
+    from ptychopinn.io.native import save_positions
+    from ptychopinn.training.positions import affine_fit, position_rms
+
+    refined = positions.refined()
+    save_positions(out_dir / "positions.npz", refined, data.positions)
+    info = {**asdict(pos_cfg), "positions_file": "positions.npz",
+            "change_rms_px": position_rms(refined, data.positions),
+            "affine": affine_fit(data.positions, refined)}
+    if data.positions_true is not None:
+        info["error_rms_px_before"] = position_rms(data.positions, data.positions_true)
+        info["error_rms_px_after"] = position_rms(refined, data.positions_true)
+    logger.info("positions refined: RMS change %.3f px -> %s", info["change_rms_px"],
+                out_dir / "positions.npz")
+    return info
 
 
 def _epochs_completed(trainer: Any, ckpt: Path) -> int:

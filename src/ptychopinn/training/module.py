@@ -13,6 +13,7 @@ from ptychopinn.models.pinn import PINN
 from ptychopinn.models.registry import kind_spec
 from ptychopinn.physics.noise import amplitude_mae, poisson_nll
 from ptychopinn.physics.probe import ProbeParameter
+from ptychopinn.training.positions import PositionRefinement, ScanPositions
 
 
 def supervised_mae(patches: Tensor, labels: Tensor) -> Tensor:
@@ -50,11 +51,19 @@ class ReconModule(L.LightningModule):
     ``lr``. Each step the constrained probe replaces the model's probe buffer for the forward
     pass, so the physics layer and a network with physics inside (``unrolled``) both use it;
     :meth:`commit_probe` writes the final one into the model (and so into its bundle).
+
+    ``position_refinement`` with ``nominal_positions`` (M, 2) float64, the scan's positions, makes
+    them learnable (:class:`~ptychopinn.training.positions.ScanPositions`): each batch's
+    member offsets are computed from the current positions of its ``index`` (so the batch
+    must carry it) and the gradient reaches them through the patch geometry; own optimiser
+    groups (``positions_global``, ``positions``) with their warm-ups.
     """
 
     def __init__(self, model: PINN, *, learning_rate: float, hparams: dict | None = None,
                  plateau_monitor: str = "train",
-                 probe_refinement: ProbeRefinement | None = None):
+                 probe_refinement: ProbeRefinement | None = None,
+                 position_refinement: PositionRefinement | None = None,
+                 nominal_positions: Tensor | None = None):
         super().__init__()
         self.model = model
         self.learning_rate = learning_rate
@@ -70,6 +79,17 @@ class ReconModule(L.LightningModule):
             self.probe_param = ProbeParameter(model.physics.probe,
                                               support_radius=probe_refinement.support_radius)
             self.commit_probe()
+        self.position_refinement = position_refinement
+        self.positions = None
+        if position_refinement is not None:
+            if kind_spec(model.cfg.kind).supervised:
+                raise ValueError("position refinement needs a physics-loss model; the "
+                                 f"supervised {model.cfg.kind} does not use the positions")
+            if nominal_positions is None:
+                raise ValueError("position refinement needs the scan's nominal positions")
+            self.positions = ScanPositions(nominal_positions.numpy(),
+                                          bound=position_refinement.bound,
+                                           affine=position_refinement.affine)
         self.save_hyperparameters(hparams or {})
 
     def refined_probe(self) -> Tensor:
@@ -91,14 +111,16 @@ class ReconModule(L.LightningModule):
             raw, _ = self.model.predict_patches(amp, batch["offsets"])
             return supervised_mae(raw, batch["labels"]), {"raw": raw}
         cond = {"probe": batch.get("probe"), "count_scale": batch.get("count_scale")}
+        offsets = (batch["offsets"] if self.positions is None
+                   else self.positions.offsets(batch["index"]))
         if self.probe_param is None:
-            out = self.model(amp, batch["offsets"], **cond)
+            out = self.model(amp, offsets, **cond)
         else:
             physics = self.model.physics
             probe = self.probe_param()  # differentiable; used by the physics and the network
             physics.probe = probe
             try:
-                out = self.model(amp, batch["offsets"], **cond)
+                out = self.model(amp, offsets, **cond)
             finally:  # the graph keeps its own reference; the buffer must not hold one
                 physics.probe = probe.detach()
         pred = out["pred_amplitude"]
@@ -133,31 +155,46 @@ class ReconModule(L.LightningModule):
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "test")
 
+    def _warmups(self) -> dict[str, tuple[int, float]]:
+        """Optimiser group name -> (first epoch it learns, its learning rate)."""
+        out = {}
+        if self.probe_param is not None:
+            out["probe"] = (self.probe_refinement.warmup_epochs, self.probe_refinement.lr)
+        if self.positions is not None:
+            pr = self.position_refinement
+            out["positions_global"] = (pr.warmup_epochs, pr.lr)
+            out["positions"] = (pr.warmup_epochs + (pr.affine_epochs if pr.affine else 0),
+                                pr.lr)
+        return out
+
     def on_train_epoch_start(self) -> None:
-        """Probe warm-up: the probe group's learning rate is 0 until the warm-up has passed
-        (set once when it ends, so the plateau scheduler's later reductions stand)."""
-        if self.probe_param is None:
-            return
-        warm = self.probe_refinement.warmup_epochs
-        if self.current_epoch <= warm:
-            lr = self.probe_refinement.lr if self.current_epoch >= warm else 0.0
-            for opt in self.trainer.optimizers:
-                for group in opt.param_groups:
-                    if group.get("name") == "probe":
-                        group["lr"] = lr
+        """Warm-ups (probe, positions): a group's learning rate is 0 until its first epoch
+        (set once when it comes, so the plateau scheduler's later reductions stand)."""
+        for name, (first, lr) in self._warmups().items():
+            if self.current_epoch <= first:
+                for opt in self.trainer.optimizers:
+                    for group in opt.param_groups:
+                        if group.get("name") == name:
+                            group["lr"] = lr if self.current_epoch >= first else 0.0
 
     def configure_optimizers(self):
-        if self.probe_param is None:
+        own = {}
+        if self.probe_param is not None:
+            own["probe"] = list(self.probe_param.parameters())
+        if self.positions is not None:
+            own["positions_global"] = self.positions.global_parameters()
+            own["positions"] = [self.positions.raw]
+        own = {k: v for k, v in own.items() if v}
+        if not own:
             opt = torch.optim.Adam(self.parameters(), lr=self.learning_rate)
         else:
-            probe_ids = {id(p) for p in self.probe_param.parameters()}
-            rest = [p for p in self.parameters() if id(p) not in probe_ids]
-            warm = self.probe_refinement.warmup_epochs
-            opt = torch.optim.Adam([
-                {"params": rest, "name": "model"},
-                {"params": list(self.probe_param.parameters()), "name": "probe",
-                 "lr": 0.0 if warm > 0 else self.probe_refinement.lr},
-            ], lr=self.learning_rate)
+            taken = {id(p) for ps in own.values() for p in ps}
+            rest = [p for p in self.parameters() if id(p) not in taken]
+            warm = self._warmups()
+            opt = torch.optim.Adam([{"params": rest, "name": "model"}] + [
+                {"params": ps, "name": name,
+                 "lr": 0.0 if warm[name][0] > 0 else warm[name][1]}
+                for name, ps in own.items()], lr=self.learning_rate)
         # The per-batch loss is noisy (patterns differ in content), so only a long plateau of
         # the epoch-mean loss lowers the rate; halving every few epochs starved training.
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=10)
