@@ -146,7 +146,8 @@ def test_train_refuses_bad_position_options(tmp_path, capsys):
                     "pixels per step, got -1.0")
     line = _refused(capsys, ["train", "--data", str(scan), "--out", str(out), "--model",
                              "baseline", "--refine-positions"])
-    assert line == ("ptychopinn train: error: train.refine_positions needs a physics-loss "
+    assert line == ("ptychopinn train: error: <dict>: train.refine_positions needs a "
+                    "physics-loss "
                     "model; the supervised baseline does not use the positions")
     assert not out.exists()
 
