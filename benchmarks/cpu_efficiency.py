@@ -30,7 +30,7 @@ from ptychopinn.models.registry import RECOMMENDED
 from ptychopinn.physics.noise import poisson_nll
 from ptychopinn.training.api import build_model
 
-KINDS = ("pinn", "resnet", "physinit", "unrolled")
+KINDS = ("pinn", "unrolled")  # physinit and resnet: removed (#24), rows kept in BENCHMARKS
 
 
 def batch(data, cfg: RunConfig, b: int) -> tuple[torch.Tensor, torch.Tensor]:

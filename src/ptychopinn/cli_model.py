@@ -344,7 +344,7 @@ def add_commands(sub) -> None:
                    help="cover: few groups holding every pattern, all members stitched "
                         "(fast); every: one group per pattern, seed stitched; partition: "
                         "disjoint groups, each pattern predicted once (fastest) (default: "
-                        "partition for unrolled/physinit, cover for the CNNs)")
+                        "partition for unrolled, cover for the CNNs)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda")
     s.add_argument("--gridsize", type=int, default=None, metavar="G",
                    help="members per group G² at inference (default: the bundle's "

@@ -123,9 +123,6 @@ class RunConfig:
         if self.train.refine_positions and spec.supervised:
             raise PtychoInputError("train.refine_positions needs a physics-loss model; the "
                                    f"supervised {kind} does not use the positions")
-        if self.train.refine_probe and self.model.probe_trainable:
-            raise PtychoInputError("train.refine_probe and model.probe_trainable both set; use "
-                                   "train.refine_probe (constrained, own learning rate)")
         gi = self.grouping.inference_gridsize
         if gi is not None and gi != self.grouping.gridsize and not spec.canvas:
             raise PtychoInputError(f"grouping.inference_gridsize ({gi}) differs from gridsize "
@@ -173,10 +170,14 @@ class RunConfig:
 def migrate_legacy(d: dict[str, Any], *, source: object = "<dict>") -> dict[str, Any]:
     """Run-config sections ``d`` with the model section's :data:`LEGACY_MODEL_KEYS` moved
     (``gridsize`` to ``grouping``; refused in one line if both differ) or dropped (``n``)."""
+    from ptychopinn.models.config import drop_retired
+
     model = d.get("model")
-    if not isinstance(model, dict) or not any(k in model for k in LEGACY_MODEL_KEYS):
+    if not isinstance(model, dict):
         return d
-    model = dict(model)
+    model = drop_retired(model, source=source)
+    if not any(k in model for k in LEGACY_MODEL_KEYS):
+        return {**d, "model": model}
     out = {**d, "model": model}
     if "n" in model:
         logger.info("%s: model.n ignored (the patch size comes from the data)", source)

@@ -356,8 +356,6 @@ def test_package_import_does_not_import_ptychodus() -> None:
 
 @pytest.mark.parametrize("kind, model, grouping, gridsize", [
     ("unrolled", {"n_iterations": 2, "refiner_width": 4}, {"inference_gridsize": 3}, 3),
-    ("physinit", {"n_filters_scale": 0.25}, {}, 2),
-    ("resnet", {"n_filters_scale": 0.25, "n_res_blocks": 1}, {}, 2),
 ])
 def test_other_kinds_reconstruct_through_ptychodus(kind, model, grouping, gridsize,
                                                    reconstruct_input, reference_data,

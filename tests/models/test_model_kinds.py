@@ -23,8 +23,7 @@ def test_unknown_kind_refused_in_one_line_naming_the_kinds():
         RunConfig.from_dict({"model": {"kind": "transformer"}}, source="cfg.yaml")
     msg = str(e.value)
     assert "\n" not in msg
-    assert ("unknown model.kind 'transformer'; kinds: baseline, physinit, pinn, resnet, "
-            "unrolled") in msg
+    assert "unknown model.kind 'transformer'; kinds: baseline, pinn, unrolled" in msg
     assert msg.startswith("cfg.yaml")
 
 
@@ -107,7 +106,7 @@ def test_unrolled_infers_with_larger_groups_and_others_refuse(tmp_path, tiny_dat
     r2 = reconstruct(tmp_path / "u", tiny_data, InferConfig(show_progress=False, gridsize=2))
     assert r2.info["gridsize"] == 2 and r2.info["n_groups"] > r.info["n_groups"]
     with pytest.raises(PtychoInputError,
-                       match=r"not depend on C \(model.kind physinit, unrolled\)"):
+                       match=r"not depend on C \(model.kind unrolled\)"):
         RunConfig.from_dict({"grouping": {"inference_gridsize": 3}})
     pinn = RunConfig().with_overrides(train={"epochs": 1, "show_progress": False})
     train(tiny_data, tmp_path / "p", pinn)
@@ -167,7 +166,7 @@ def test_cli_infer_bad_gridsize_is_one_line_and_writes_nothing(gridsize, words, 
 
 @pytest.mark.parametrize("section, key, value, words", [
     ("train", "plateau_monitor", "loss", "plateau_monitor must be 'train' or 'val', got 'loss'"),
-    ("model", "n_res_blocks", -1, "n_res_blocks must be >= 0, got -1"),
+    ("model", "memory_channels", -1, "memory_channels must be >= 0, got -1"),
 ])
 def test_new_options_refuse_bad_values_in_one_line(section, key, value, words):
     with pytest.raises(PtychoInputError) as e:
@@ -175,3 +174,15 @@ def test_new_options_refuse_bad_values_in_one_line(section, key, value, words):
     msg = str(e.value)
     assert "\n" not in msg and words in msg and msg.startswith("cfg.yaml")
 
+
+
+def test_retired_options_still_load_and_refuse_when_on():
+    """Configs and bundles written before physinit/resnet/probe_trainable were removed load; a
+    probe_trainable that was on is refused in one line (train.refine_probe replaces it)."""
+    cfg = RunConfig.from_dict({"model": {"kind": "unrolled", "probe_trainable": False,
+                                         "n_res_blocks": 6}}, source="old.yaml")
+    assert cfg.model.kind == "unrolled"
+    with pytest.raises(PtychoInputError) as e:
+        RunConfig.from_dict({"model": {"probe_trainable": True}}, source="old.yaml")
+    assert str(e.value) == ("old.yaml: key 'model.probe_trainable': model.probe_trainable was "
+                            "removed; learn the probe with train.refine_probe (--refine-probe)")

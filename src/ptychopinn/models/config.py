@@ -10,6 +10,24 @@ from typing import Literal
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.models.registry import check_kind
 
+#: Model options that were removed, with the value that meant "off" (None: any value); older
+#: configs and bundles holding them still load (:func:`drop_retired`).
+RETIRED_KEYS: dict[str, object] = {"probe_trainable": False, "n_res_blocks": None}
+
+
+def drop_retired(model: dict, *, source: object = "<dict>") -> dict:
+    """``model`` (a ``model`` section) without :data:`RETIRED_KEYS`; a retired option that
+    was switched on is refused in one line."""
+    out = dict(model)
+    for key, off in RETIRED_KEYS.items():
+        if key in out:
+            value = out.pop(key)
+            if off is not None and value != off:
+                raise PtychoInputError(f"model.{key} was removed; learn the probe with "
+                                       "train.refine_probe (--refine-probe)", path=source,
+                                       key=f"model.{key}")
+    return out
+
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
@@ -21,8 +39,7 @@ class ModelConfig:
     the border with a small branch. ``n_iterations`` and ``refiner_width`` set the unrolled
     network (physics steps K, refiner channels, memory channels carried between steps;
     ``dose_input``: its refiners also see the scan's log mean counts, for a model that serves
-    many doses);
-    ``n_res_blocks`` the residual blocks of ``resnet``.
+    many doses).
     """
 
     kind: str = "pinn"
@@ -30,14 +47,12 @@ class ModelConfig:
     amp_activation: Literal["sigmoid", "softplus", "exp"] = "sigmoid"
     object_big: bool = True
     pad_object: bool = True
-    probe_trainable: bool = False
     learn_scale: bool = True
     loss: Literal["poisson", "mae"] = "poisson"
     batch_norm: bool = True
     n_iterations: int = 6
     refiner_width: int = 16
     memory_channels: int = 4
-    n_res_blocks: int = 6
     dose_input: bool = False
 
     def __post_init__(self) -> None:
@@ -54,8 +69,6 @@ class ModelConfig:
             raise PtychoInputError(f"memory_channels must be >= 0, got {self.memory_channels}")
         if self.refiner_width < 1:
             raise PtychoInputError(f"refiner_width must be >= 1, got {self.refiner_width}")
-        if self.n_res_blocks < 0:
-            raise PtychoInputError(f"n_res_blocks must be >= 0, got {self.n_res_blocks}")
 
     def widths(self, n: int) -> list[int]:
         """Filters per encoder stage for N = ``n``: 3 stages for N = 64, one more per doubling."""

@@ -39,8 +39,7 @@ class PINN(nn.Module):
         self.gridsize = int(gridsize)
         self.net = build_net(cfg, n=int(probe.shape[-1]), gridsize=self.gridsize)
         self.canvas = kind_spec(cfg.kind).canvas  # the probe is an input of the network
-        self.physics = PtychoForward(probe, intensity_scale, learn_scale=cfg.learn_scale,
-                                     probe_trainable=cfg.probe_trainable)
+        self.physics = PtychoForward(probe, intensity_scale, learn_scale=cfg.learn_scale)
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
 
     @property

@@ -49,18 +49,6 @@ def _unrolled_net(cfg, *, n: int, gridsize: int) -> nn.Module:
     return UnrolledNet(cfg)  # weights act on the canvas: independent of N and C
 
 
-def _physinit_net(cfg, *, n: int, gridsize: int) -> nn.Module:
-    from ptychopinn.models.physinit import PhysInitNet
-
-    return PhysInitNet(cfg)  # weights shared by every member: independent of C
-
-
-def _resnet_net(cfg, *, n: int, gridsize: int) -> nn.Module:
-    from ptychopinn.models.resnet import ResNetGenerator
-
-    return ResNetGenerator(cfg, channels=gridsize**2)
-
-
 #: The registry: one entry per kind (adding a kind is a module in ``models/`` and a line here).
 REGISTRY: dict[str, KindSpec] = {
     "pinn": KindSpec("faithful PtychoPINN CNN (encoder + amplitude/phase decoders), physics loss",
@@ -75,12 +63,6 @@ REGISTRY: dict[str, KindSpec] = {
                          _unrolled_net, canvas=True,
                          recommended={"grouping": {"gridsize": 3, "neighbor_count": 12,
                                                    "inference_gridsize": 5}}),
-    "physinit": KindSpec("physics-initialised network: each pattern back-propagated with the "
-                         "probe's far-field phase and divided by the probe, refined by a shared "
-                         "U-Net, merged", _physinit_net, canvas=True),
-    "resnet": KindSpec("residual generator (stem, 2 downsamplings, residual blocks, 2 "
-                       "upsamplings) in place of the faithful encoder-decoder, physics loss",
-                       _resnet_net),
 }
 
 #: Kind -> one-line description (the CLI's help).

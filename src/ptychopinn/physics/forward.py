@@ -33,21 +33,17 @@ class PtychoForward(nn.Module):
     Parameters
     ----------
     probe : Tensor (N, N) complex
-        Normalised probe (a buffer, or a parameter when ``probe_trainable``).
+        Normalised probe (a buffer; ``train.refine_probe`` learns it through
+        :class:`~ptychopinn.physics.probe.ProbeParameter`).
     intensity_scale : float
         Initial ``s`` (model units -> sqrt(photon counts)).
     learn_scale : bool
         Whether ``log s`` is trained.
     """
 
-    def __init__(self, probe: Tensor, intensity_scale: float, *, learn_scale: bool = True,
-                 probe_trainable: bool = False):
+    def __init__(self, probe: Tensor, intensity_scale: float, *, learn_scale: bool = True):
         super().__init__()
-        probe = torch.as_tensor(probe).to(torch.complex64)
-        if probe_trainable:
-            self.probe = nn.Parameter(probe)
-        else:
-            self.register_buffer("probe", probe)
+        self.register_buffer("probe", torch.as_tensor(probe).to(torch.complex64))
         log_s = torch.tensor(math.log(intensity_scale), dtype=torch.float32)
         if learn_scale:
             self.log_scale = nn.Parameter(log_s)

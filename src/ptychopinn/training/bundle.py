@@ -30,7 +30,7 @@ from ptychopinn.io.bundle import (
     resolve_bundle_path,
     write_bundle_archive,
 )
-from ptychopinn.models.config import ModelConfig
+from ptychopinn.models.config import ModelConfig, drop_retired
 from ptychopinn.models.pinn import PINN
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "GENERAL", "GENERAL_SIZES", "Bundle", "bundle_for",
@@ -155,7 +155,7 @@ def load_bundle(path: str | os.PathLike, *, map_location: str | torch.device = "
 def _shape_and_config(manifest: dict[str, Any]) -> tuple[int, int, ModelConfig]:
     """Patch size, group side and model config of a manifest, old (``model_config.n`` and
     ``.gridsize``) or new (``patch_size``, ``grouping_config.gridsize``)."""
-    mc = dict(manifest["model_config"])
+    mc = drop_retired(manifest["model_config"], source="bundle manifest")
     legacy = {k: mc.pop(k) for k in LEGACY_MODEL_KEYS if k in mc}
     n = manifest.get("patch_size", legacy.get("n"))
     gridsize = (manifest.get("grouping_config") or {}).get("gridsize", legacy.get("gridsize"))

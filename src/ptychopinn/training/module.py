@@ -74,8 +74,6 @@ class ReconModule(L.LightningModule):
             if kind_spec(model.cfg.kind).supervised:
                 raise ValueError("probe refinement needs a physics-loss model; the supervised "
                                  f"{model.cfg.kind} does not use the probe")
-            if isinstance(model.physics.probe, torch.nn.Parameter):
-                raise ValueError("probe refinement and model.probe_trainable both set")
             self.probe_param = ProbeParameter(model.physics.probe,
                                               support_radius=probe_refinement.support_radius)
             self.commit_probe()
