@@ -56,7 +56,7 @@ def run_demo(cfg: DemoConfig) -> str:
     with atomic_path(out / "inspect.md") as tmp:
         tmp.write_text(report_markdown(inspect_dataset(data, path=out / "data.npz")))
     from ptychopinn.inference.adapt import AdaptConfig
-    from ptychopinn.models.registry import recommended
+    from ptychopinn.models.registry import REGISTRY, recommended
 
     recons: dict = {}
     timing: dict[str, dict] = {}
@@ -79,8 +79,8 @@ def run_demo(cfg: DemoConfig) -> str:
     # then networks trained on the scan's other half: the unrolled physics network (the
     # default kind), the faithful PtychoPINN network and the supervised baseline, each with the
     # same training budget
-    for name, kind in (("PtychoPINN-Unrolled", "unrolled"), ("PtychoPINN", "pinn"),
-                       ("Baseline", "baseline")):
+    for kind, spec in REGISTRY.items():
+        name = spec.display
         rec = recommended(kind)
         logger.info("[2/5] training %s (%s)", name, kind)
         rc = RunConfig().with_overrides(model={**rec.pop("model", {}), "kind": kind}, **rec)

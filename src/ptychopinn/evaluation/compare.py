@@ -44,6 +44,7 @@ from ptychopinn.evaluation.registration import (
     align_to_reference,
     scanned_region,
 )
+from ptychopinn.models.registry import REGISTRY
 
 logger = logging.getLogger(__name__)
 
@@ -55,21 +56,18 @@ __all__ = [
     "compare_reconstructions",
 ]
 
-#: Model names used in tables (SPEC §7); iterative algorithms are ``PtyChi-<ALGORITHM>``.
-CANONICAL_MODEL_NAMES: tuple[str, ...] = ("PtychoPINN", "Baseline", "PtyChi-LSQML")
+#: Model names used in tables (SPEC §7): each kind's display name (the registry's), and
+#: ``PtyChi-<ALGORITHM>`` for iterative algorithms.
+CANONICAL_MODEL_NAMES: tuple[str, ...] = (*(s.display for s in REGISTRY.values()),
+                                          "PtyChi-LSQML")
 #: Header of ``metrics.csv``.
 METRICS_CSV_HEADER: tuple[str, ...] = ("model", "metric", "part", "value")
 #: Header of ``frc.csv``.
 FRC_CSV_HEADER: tuple[str, ...] = ("model", "part", "freq", "frc")
 
 _FORMAT = "ptychopinn.compare/1"
-_ALIASES = {
-    "pinn": "PtychoPINN",
-    "ptychopinn": "PtychoPINN",
-    "baseline": "Baseline",
-    "supervised": "Baseline",
-    "ptychonn": "Baseline",
-}
+_ALIASES = {alias: spec.display for kind, spec in REGISTRY.items()
+            for alias in (kind, *spec.aliases)}
 _PTYCHI_ALGORITHMS = {"lsqml": "LSQML", "epie": "ePIE", "rpie": "rPIE", "dm": "DM", "pie": "PIE"}
 
 
@@ -79,13 +77,15 @@ def canonical_model_name(name: str) -> str:
     Parameters
     ----------
     name : str
-        E.g. ``"pinn"``, ``"baseline"``, ``"lsqml"``, ``"ptychi-epie"``.
+        A model kind or one of its aliases (``"pinn"``, ``"unrolled"``, ``"supervised"``), or
+        an iterative algorithm (``"lsqml"``, ``"ptychi-epie"``).
 
     Returns
     -------
     str
-        ``"PtychoPINN"``, ``"Baseline"``, ``"PtyChi-<ALGORITHM>"`` (LSQML, ePIE, rPIE, DM, PIE),
-        or ``name`` unchanged when it is not recognised.
+        The kind's display name (:class:`~ptychopinn.models.registry.KindSpec`),
+        ``"PtyChi-<ALGORITHM>"`` (LSQML, ePIE, rPIE, DM, PIE), or ``name`` unchanged when it
+        is not recognised.
 
     Examples
     --------

@@ -38,7 +38,6 @@ from ptychopinn.errors import PtychoInputError
 from ptychopinn.inference.condition import condition_on_scan
 from ptychopinn.inference.predict import InferConfig, Reconstruction, reconstruct
 from ptychopinn.models.registry import kind_spec
-from ptychopinn.physics.forward import forward_amplitude
 from ptychopinn.training.bundle import Bundle, bundle_for
 from ptychopinn.training.positions import ScanPositions, affine_fit, position_rms
 
@@ -65,7 +64,8 @@ class PositionConfig:
     object_lr: float = 0.02
     bound: float = 8.0
     affine: bool = True
-    chunk: int = 512
+    tolerance: float = 0.02
+    chunk: int = 1024
 
     def __post_init__(self) -> None:
         for name in ("steps", "chunk"):
@@ -74,7 +74,7 @@ class PositionConfig:
                 raise PtychoInputError(f"position refinement {name} must be an integer >= 1; "
                                        f"got {v!r}")
         for name, unit in (("lr", " pixels per step"), ("affine_lr", " pixels per step"),
-                           ("object_lr", ""),
+                           ("object_lr", ""), ("tolerance", " pixels"),
                            ("bound", " pixels")):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
@@ -83,34 +83,36 @@ class PositionConfig:
 
 
 def _joint_steps(pos: ScanPositions, recon: Reconstruction, amplitude: np.ndarray,
-                 probe: torch.Tensor, cfg: PositionConfig) -> list[float]:
-    """``cfg.steps`` Adam steps on the positions and ``recon``'s object (a copy, in the nominal
-    scan's frame) of the mean squared amplitude misfit; the model amplitude's global scale is
-    fitted once, in closed form, at the start. Returns the misfit every 10 steps and at the
-    last."""
+                 probe: torch.Tensor, cfg: PositionConfig) -> tuple[list[float], int]:
+    """Adam steps on the positions and ``recon``'s object (a copy, in the nominal scan's frame)
+    of the mean squared amplitude misfit, until ``cfg.steps`` or until the positions have
+    settled (RMS move below ``cfg.tolerance`` pixels over 20 steps); the model amplitude's
+    global scale is fitted once, in closed form, at the start. Returns the misfit every 10
+    steps and the steps taken."""
     o = torch.from_numpy(np.array(recon.object, np.complex64))
     h, w = o.shape
     obj = torch.nn.Parameter(torch.stack([o.real, o.imag])[None].contiguous())  # (1, 2, H, W)
     origin = torch.tensor(recon.origin, dtype=torch.float64)
     m, n = amplitude.shape[0], amplitude.shape[-1]
-    amp = torch.from_numpy(np.asarray(amplitude, np.float32))
+    # measured amplitudes in the unshifted FFT layout, so the model needs no fftshift
+    amp = torch.fft.ifftshift(torch.from_numpy(np.asarray(amplitude, np.float32)), dim=(-2, -1))
     u = torch.arange(n, dtype=torch.float64) - n / 2  # patch pixel offsets (SPEC §3)
     uu = torch.stack(torch.meshgrid(u, u, indexing="ij"), dim=-1)  # (N, N, 2)
     to_grid = torch.tensor([2.0 / (h - 1), 2.0 / (w - 1)], dtype=torch.float64)
 
-    def patches(s: int) -> torch.Tensor:
-        """Patches of patterns s … s + chunk (K, N, N) complex, cut in the nominal frame."""
+    def model_amplitude(s: int) -> torch.Tensor:
+        """|F(P · patch)| of patterns s … s + chunk (K, N, N), unshifted layout; each patch is
+        cut from the object in the nominal frame: n_i + L⁻¹(δ_i + u)."""
         inv = torch.linalg.inv(pos.linear())
-        local = pos.local()[s : s + cfg.chunk]
-        y = (pos.nominal[s : s + cfg.chunk, None, None] - origin
-             + (local[:, None, None] + uu) @ inv.T)  # (K, N, N, 2) canvas (row, col)
-        g = (y * to_grid - 1).flip(-1).to(torch.float32)  # grid_sample wants (x, y) in [-1, 1]
+        centre = pos.nominal[s : s + cfg.chunk] - origin + pos.local()[s : s + cfg.chunk] @ inv.T
+        # grid_sample wants (x, y) in [-1, 1]: (K, 1, 1, 2) centres + (N, N, 2) pixel offsets
+        g = ((centre * to_grid - 1).flip(-1).to(torch.float32)[:, None, None]
+             + ((uu @ inv.T) * to_grid).flip(-1).to(torch.float32))
         k = g.shape[0]
         out = torch.nn.functional.grid_sample(obj, g.reshape(1, k * n, n, 2),
                                               mode="bilinear", padding_mode="zeros",
-                                              align_corners=True)
-        out = out[0].reshape(2, k, n, n)
-        return torch.complex(out[0], out[1])
+                                              align_corners=True)[0].reshape(2, k, n, n)
+        return torch.fft.fft2(torch.complex(out[0], out[1]) * probe, norm="ortho").abs()
 
     groups = [{"params": pos.global_parameters(), "lr": cfg.affine_lr},
               {"params": [pos.raw], "lr": cfg.lr}, {"params": [obj], "lr": cfg.object_lr}]
@@ -118,23 +120,29 @@ def _joint_steps(pos: ScanPositions, recon: Reconstruction, amplitude: np.ndarra
     with torch.no_grad():
         num = den = 0.0
         for s in range(0, m, cfg.chunk):
-            model = forward_amplitude(patches(s), probe)
+            model = model_amplitude(s)
             num += float((model * amp[s : s + cfg.chunk]).sum())
             den += float((model * model).sum())
     k = num / max(den, 1e-30)
-    misfit = []
-    for step in range(cfg.steps):
+    misfit: list[float] = []
+    history = [pos.refined()]
+    step = 0
+    for step in range(1, cfg.steps + 1):
         opt.zero_grad()
         total = 0.0
         for s in range(0, m, cfg.chunk):
-            model = forward_amplitude(patches(s), probe)
-            loss = ((k * model - amp[s : s + cfg.chunk]) ** 2).sum() / (m * n * n)
+            loss = ((k * model_amplitude(s) - amp[s : s + cfg.chunk]) ** 2).sum() / (m * n * n)
             loss.backward()
             total += float(loss.detach())
         opt.step()
-        if step % 10 == 0 or step == cfg.steps - 1:
+        if step % 10 == 1 or step == cfg.steps:
             misfit.append(total)
-    return misfit
+        if step % 20 == 0:
+            history.append(pos.refined())
+            if position_rms(history[-1], history[-2]) < cfg.tolerance:
+                misfit.append(total)
+                break
+    return misfit, step
 
 
 def refine_positions(bundle: Bundle | str | Path, data: PtychoData, cfg: PositionConfig,
@@ -146,8 +154,8 @@ def refine_positions(bundle: Bundle | str | Path, data: PtychoData, cfg: Positio
     positions, and a JSON-able summary (``position_seconds``, ``change_rms_px``, the
     ``affine`` fit of refined against nominal, the misfit every 10 steps and, for a
     simulation that knows them, ``error_rms_px_before``/``_after`` against the true
-    positions, after removing the unobservable mean shift). The patterns are read into
-    memory once. Refuses the supervised baseline.
+    positions, after removing the unobservable mean shift; ``steps_taken``). The patterns are
+    read into memory once. Refuses the supervised baseline.
     """
     infer = infer or InferConfig()
     bundle = bundle_for(bundle, data.patch_size)
@@ -164,13 +172,13 @@ def refine_positions(bundle: Bundle | str | Path, data: PtychoData, cfg: Positio
     probe = conditioned.model.physics.probe.detach().cpu().to(torch.complex64)
     pos = ScanPositions(data.positions, bound=cfg.bound, affine=cfg.affine)
     first = reconstruct(conditioned, data, infer)
-    misfit = _joint_steps(pos, first, data.diffraction, probe, cfg)
+    misfit, steps = _joint_steps(pos, first, data.diffraction, probe, cfg)
     refined = pos.refined()
     out = replace(data, positions=refined, positions_start=nominal)
     recon = reconstruct(conditioned, out, infer)
     info = {**asdict(cfg), "position_seconds": time.perf_counter() - t0,
             "change_rms_px": position_rms(refined, data.positions),
-            "affine": affine_fit(nominal, refined), "misfit": misfit}
+            "affine": affine_fit(nominal, refined), "misfit": misfit, "steps_taken": steps}
     if data.positions_true is not None:
         info["error_rms_px_before"] = position_rms(data.positions, data.positions_true)
         info["error_rms_px_after"] = position_rms(refined, data.positions_true)

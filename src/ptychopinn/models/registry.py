@@ -26,15 +26,21 @@ class KindSpec:
     the probe as an input, so the network infers with other group sizes
     (``grouping.inference_gridsize``), serves other probes and trains on a corpus;
     ``recommended``: run-config sections it is best trained with when the user gives no config
-    (measured, BENCHMARKS.md); ``fixed_gridsize``: the only group side it takes.
+    (measured, BENCHMARKS.md); ``fixed_gridsize``: the only group side it takes; ``display``:
+    its name in tables and figures (SPEC §7), ``aliases`` other spellings that mean it
+    (``compare --recon NAME=…``, study model names); ``study``: one of the default study's
+    models (SPEC §8).
     """
 
     description: str
     build: Callable[..., nn.Module]
+    display: str
     supervised: bool = False
     canvas: bool = False
     recommended: Mapping[str, Mapping] = field(default_factory=dict)
     fixed_gridsize: int | None = None
+    aliases: tuple[str, ...] = ()
+    study: bool = False
 
 
 def _object_net(cfg, *, n: int, gridsize: int) -> nn.Module:
@@ -51,18 +57,20 @@ def _unrolled_net(cfg, *, n: int, gridsize: int) -> nn.Module:
 
 #: The registry: one entry per kind (adding a kind is a module in ``models/`` and a line here).
 REGISTRY: dict[str, KindSpec] = {
-    "pinn": KindSpec("faithful PtychoPINN CNN (encoder + amplitude/phase decoders), physics loss",
-                     _object_net),
-    "baseline": KindSpec("supervised PtychoNN-style CNN (gridsize 1), MAE against labels",
-                         _object_net, supervised=True,
-                         recommended={"grouping": {"gridsize": 1}}, fixed_gridsize=1),
     # the unrolled network learns more per step from groups of 9 neighbours and infers better
     # from groups of 25 (more measurements per canvas)
     "unrolled": KindSpec("unrolled physics network: K data-consistency steps on the group "
                          "canvas interleaved with small learned corrections, physics loss",
-                         _unrolled_net, canvas=True,
+                         _unrolled_net, "PtychoPINN-Unrolled", canvas=True,
                          recommended={"grouping": {"gridsize": 3, "neighbor_count": 12,
-                                                   "inference_gridsize": 5}}),
+                                                   "inference_gridsize": 5}},
+                         aliases=("ptychopinn-unrolled",)),
+    "pinn": KindSpec("faithful PtychoPINN CNN (encoder + amplitude/phase decoders), physics loss",
+                     _object_net, "PtychoPINN", aliases=("ptychopinn",), study=True),
+    "baseline": KindSpec("supervised PtychoNN-style CNN (gridsize 1), MAE against labels",
+                         _object_net, "Baseline", supervised=True,
+                         recommended={"grouping": {"gridsize": 1}}, fixed_gridsize=1,
+                         aliases=("supervised", "ptychonn"), study=True),
 }
 
 #: Kind -> one-line description (the CLI's help).

@@ -229,8 +229,10 @@ def _default_views() -> tuple[ViewSpec, ...]:
 
 
 def _default_models() -> tuple[ModelSpec, ...]:
-    return (ModelSpec(name="PtychoPINN", kind="pinn"),
-            ModelSpec(name="Baseline", kind="baseline"),
+    from ptychopinn.models.registry import REGISTRY
+
+    return (*(ModelSpec(name=spec.display, kind=kind) for kind, spec in REGISTRY.items()
+              if spec.study),
             ModelSpec(name="PtyChi-LSQML", kind="iterative", algorithm="lsqml"))
 
 
@@ -363,17 +365,17 @@ class _Reader:
         low = name.lower()
         kind = entry.get("kind")
         algo = entry.get("algorithm")
-        if kind is None:
-            if low.startswith("ptychopinn"):
-                kind = "pinn"
-            elif low.startswith("baseline"):
-                kind = "baseline"
-            elif low.startswith("ptychi-"):
-                kind, algo = "iterative", algo or low.removeprefix("ptychi-")
-            else:
-                raise self.fail(f"{key}.kind", f"model {name!r} needs kind: pinn | baseline | "
-                                               "iterative")
         from ptychopinn.models.registry import KINDS, REGISTRY
+
+        if kind is None:  # from the name: a kind's display name or alias, longest first
+            names = sorted(((n.lower(), k) for k, spec in REGISTRY.items()
+                            for n in (spec.display, *spec.aliases)), key=lambda t: -len(t[0]))
+            kind = next((k for n, k in names if low.startswith(n)), None)
+            if low.startswith("ptychi-"):
+                kind, algo = "iterative", algo or low.removeprefix("ptychi-")
+            elif kind is None:
+                raise self.fail(f"{key}.kind", f"model {name!r} needs kind: "
+                                               f"{' | '.join(sorted(KINDS))} | iterative")
 
         kinds = (*sorted(KINDS), "iterative")
         if kind not in kinds:
