@@ -41,7 +41,7 @@ import numpy as np
 
 from ptychopinn.data.simulate import SimulationConfig, simulate
 from ptychopinn.evaluation import evaluate
-from ptychopinn.inference.positions import PositionConfig, refine_positions
+from ptychopinn.inference.positions import ScanRefinement, refine_scan
 from ptychopinn.inference.predict import InferConfig, reconstruct
 from ptychopinn.training.positions import affine_fit, position_rms
 
@@ -94,7 +94,7 @@ def run_case(scene: str, case: str, out: Path, a: argparse.Namespace) -> dict[st
     recons["net true"] = r
     row["net true"] = {"seconds": r.info["seconds"], "rms_px": 0.0}
     t0 = time.perf_counter()
-    refined, r, info = refine_positions("general", data, PositionConfig(steps=a.steps), quiet)
+    refined, r, info = refine_scan("general", data, ScanRefinement(steps=a.steps), quiet)
     recons["net refined"] = r
     row["net refined"] = {"seconds": time.perf_counter() - t0,
                           "rms_px": position_rms(refined.positions, true),
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--scenes", default=",".join(SCENES))
     p.add_argument("--cases", default=",".join(CASES))
-    p.add_argument("--steps", type=int, default=PositionConfig().steps,
+    p.add_argument("--steps", type=int, default=ScanRefinement().steps,
                    help="gradient steps of the network's position refinement")
     p.add_argument("--lsqml-epochs", default="25,100")
     p.add_argument("--lsqml-limit", type=float, default=1.0,

@@ -118,26 +118,27 @@ def _cmd_infer(a: argparse.Namespace) -> int:
     adapting = a.adapt_minutes is not None or a.adapt_epochs is not None
     if a.adapt_lr is not None and not adapting:
         raise PtychoInputError("--adapt-lr needs --adapt-minutes or --adapt-epochs")
-    if (a.refine_probe or a.probe_lr is not None) and not adapting:
-        raise PtychoInputError("--refine-probe/--probe-lr refine the probe during adaptation; "
-                               "they need --adapt-minutes or --adapt-epochs")
     if a.probe_lr is not None and not a.refine_probe:
         raise PtychoInputError("--probe-lr needs --refine-probe")
     if a.probe_lr is not None and not (math.isfinite(a.probe_lr) and a.probe_lr > 0):
         raise PtychoInputError(f"--probe-lr must be > 0; got {a.probe_lr:g}")
     device = a.device if a.device in ("auto", "cpu", "cuda") else (
         "cuda" if a.device.startswith("cuda") else "cpu")
-    position_options = {"steps": a.position_steps, "lr": a.position_lr,
-                        "bound": a.position_bound}
-    given = [k for k, v in position_options.items() if v is not None]
-    if given and not a.refine_positions:
-        raise PtychoInputError(f"--position-{given[0]} needs --refine-positions")
-    positions = None
-    if a.refine_positions:
-        from ptychopinn.inference.positions import PositionConfig
+    for flag, value in (("--position-lr", a.position_lr),
+                        ("--position-bound", a.position_bound)):
+        if value is not None and not a.refine_positions:
+            raise PtychoInputError(f"{flag} needs --refine-positions")
+    for flag, value in (("--scan-steps", a.scan_steps), ("--scan-rounds", a.scan_rounds)):
+        if value is not None and not (a.refine_positions or a.refine_probe):
+            raise PtychoInputError(f"{flag} needs --refine-positions or --refine-probe")
+    scan = None
+    if a.refine_positions or a.refine_probe:
+        from ptychopinn.inference.positions import ScanRefinement
 
-        positions = PositionConfig(**{k: v for k, v in position_options.items()
-                                      if v is not None})
+        options = {"steps": a.scan_steps, "rounds": a.scan_rounds, "lr": a.position_lr,
+                   "bound": a.position_bound, "probe_lr": a.probe_lr}
+        scan = ScanRefinement(positions=a.refine_positions, probe=a.refine_probe,
+                              **{k: v for k, v in options.items() if v is not None})
     adapt_cfg = None
     if a.adapt_minutes is not None or a.adapt_epochs is not None:
         from ptychopinn.inference.adapt import AdaptConfig
@@ -158,7 +159,7 @@ def _cmd_infer(a: argparse.Namespace) -> int:
     infer_to_dir(a.model or "general", a.data, a.out,
                  InferConfig(batch_size=a.batch_size, device=a.device, groups=a.groups,
                              gridsize=a.gridsize, probe=probe),
-                 adapt_cfg=adapt_cfg, refine=refine, positions=positions)
+                 adapt_cfg=adapt_cfg, refine=refine, scan=scan)
     return 0
 
 
@@ -366,8 +367,9 @@ def add_commands(sub) -> None:
     s.add_argument("--refine-epochs", type=int, default=None, metavar="K",
                    help=f"pty-chi epochs of --refine (default: {REFINE_EPOCHS})")
     s.add_argument("--refine-probe", action="store_true",
-                   help="also learn the probe during adaptation (written as "
-                        "OUT/adapted/probe.npz; --refine then starts pty-chi from it)")
+                   help="refine the probe: first with the network's object (scan refinement, "
+                        "written as OUT/probe.npz), then during adaptation when adapting "
+                        "(OUT/adapted/probe.npz; --refine then starts pty-chi from it)")
     s.add_argument("--probe-lr", type=float, default=None,
                    help="probe learning rate of --refine-probe (default: 0.01)")
     s.add_argument("--refine-positions", action="store_true",
@@ -375,8 +377,12 @@ def add_commands(sub) -> None:
                         "joint gradient steps on the positions and the object, then the "
                         "network again at the refined positions (and adaptation, if asked, "
                         "on them); written as OUT/positions.npz")
-    s.add_argument("--position-steps", type=int, default=None, metavar="S",
-                   help="gradient steps of --refine-positions (default: 400)")
+    s.add_argument("--scan-steps", type=int, default=None, metavar="S",
+                   help="most gradient steps per round of --refine-positions/--refine-probe "
+                        "(default: 400; a round stops earlier once settled)")
+    s.add_argument("--scan-rounds", type=int, default=None, metavar="R",
+                   help="rounds (network reconstruction + gradient steps) of "
+                        "--refine-positions/--refine-probe (default: 1; 3 with --refine-probe)")
     s.add_argument("--position-lr", type=float, default=None, metavar="PX",
                    help="per-pattern position learning rate of --refine-positions, pixels "
                         "per step (default: 0.05)")

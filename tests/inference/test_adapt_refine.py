@@ -310,8 +310,9 @@ def _refused(argv, capsys) -> str:
     (["--refine", "lsqml", "--refine-epochs", "0"],
      "--refine-epochs must be an integer >= 1; got 0"),
     (["--refine-epochs", "5"], "--refine-epochs needs --refine ALGORITHM"),
-    (["--refine-probe"], "--refine-probe/--probe-lr refine the probe during adaptation; they "
-                         "need --adapt-minutes or --adapt-epochs"),
+    (["--scan-rounds", "2"], "--scan-rounds needs --refine-positions or --refine-probe"),
+    (["--refine-probe", "--scan-rounds", "0"],
+     "scan refinement rounds must be an integer >= 1; got 0"),
     (["--adapt-epochs", "1", "--probe-lr", "0.1"], "--probe-lr needs --refine-probe"),
     (["--adapt-epochs", "1", "--refine-probe", "--probe-lr", "-0.5"],
      "--probe-lr must be > 0; got -0.5"),

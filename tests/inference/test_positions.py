@@ -1,4 +1,5 @@
-"""Scan-position refinement (#23): planted errors recovered, files round trip, bad input."""
+"""Scan refinement (#23): planted position errors and a wrong probe recovered, files round
+trip, bad input."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from ptychopinn.cli import main
 from ptychopinn.data.simulate import SimulationConfig, simulate
 from ptychopinn.errors import PtychoInputError
-from ptychopinn.inference.positions import PositionConfig, refine_positions
+from ptychopinn.inference.positions import ScanRefinement, refine_scan
 from ptychopinn.inference.predict import InferConfig
 from ptychopinn.io import load_dataset, save_dataset
 from ptychopinn.training.positions import affine_fit, position_rms
@@ -50,19 +51,19 @@ def test_planted_shift_of_a_subset_is_recovered():
     nominal = true.copy()
     nominal[moved] += np.array([1.2, -0.9])  # 1.5 px
     scan = replace(data, positions=nominal, positions_true=true)
-    out, recon, info = refine_positions("general", scan, PositionConfig(steps=200), QUIET)
+    out, recon, info = refine_scan("general", scan, ScanRefinement(steps=200), QUIET)
     err = out.positions - true
     err -= err.mean(axis=0)  # a global shift is not observable
     dist = np.linalg.norm(err, axis=1)
     assert dist[moved].max() < 0.3
     assert info["error_rms_px_after"] < 0.2 < 0.5 < info["error_rms_px_before"]
     np.testing.assert_array_equal(out.positions_start, nominal)  # the nominal ones are kept
-    assert recon.info["position_refinement"]["steps"] == 200
+    assert recon.info["scan_refinement"]["steps"] == 200
 
 
 def test_planted_scale_is_recovered():
     data = simulate(SimulationConfig(**SCAN, position_scale=0.03))
-    out, _, info = refine_positions("general", data, PositionConfig(steps=150), QUIET)
+    out, _, info = refine_scan("general", data, ScanRefinement(steps=150), QUIET)
     fit = info["affine"]
     assert fit["scale_row"] == pytest.approx(1.03, abs=0.006)
     assert fit["scale_col"] == pytest.approx(1.03, abs=0.006)
@@ -79,7 +80,7 @@ def test_refined_positions_survive_export_and_reimport(tmp_path):
                         tmp_path / "scan.npz")
     out = tmp_path / "out"
     assert main(["infer", "--data", str(scan), "--out", str(out), "--refine-positions",
-                 "--position-steps", "60"]) == 0
+                 "--scan-steps", "60"]) == 0
     refined = with_positions(load_dataset(scan), out / "positions.npz")
     nominal = load_dataset(scan).positions
     np.testing.assert_array_equal(refined.positions_start, nominal)
@@ -122,10 +123,11 @@ def _refused(capsys, argv: list[str]) -> str:
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--refine-positions", "--position-lr", "-0.1"],
-     "position refinement lr must be > 0 pixels per step; got -0.1"),
+     "scan refinement lr must be > 0 pixels per step; got -0.1"),
     (["--refine-positions", "--position-bound", "0"],
-     "position refinement bound must be > 0 pixels; got 0.0"),
-    (["--position-steps", "10"], "--position-steps needs --refine-positions"),
+     "scan refinement bound must be > 0 pixels; got 0.0"),
+    (["--position-lr", "0.1"], "--position-lr needs --refine-positions"),
+    (["--scan-steps", "10"], "--scan-steps needs --refine-positions or --refine-probe"),
 ])
 def test_infer_refuses_bad_position_options(tmp_path, capsys, extra, message):
     scan = save_dataset(simulate(SimulationConfig(**{**SCAN, "n_positions": 12})),
@@ -161,9 +163,34 @@ def test_position_refinement_refuses_the_supervised_baseline(tmp_path):
     cfg = RunConfig().with_overrides(model={"kind": "baseline"}, grouping={"gridsize": 1},
                                      train={"epochs": 1, "show_progress": False})
     train(data, tmp_path / "base", cfg)
-    with pytest.raises(PtychoInputError, match=r"^position refinement needs a physics-loss "
+    with pytest.raises(PtychoInputError, match=r"^scan refinement needs a physics-loss "
                                                r"model; the supervised baseline does not "
                                                r"model the measurement$"):
-        refine_positions(tmp_path / "base", data, PositionConfig(steps=1), QUIET)
+        refine_scan(tmp_path / "base", data, ScanRefinement(steps=1), QUIET)
     with pytest.raises(PtychoInputError, match="position_bound must be > 0 pixels"):
         RunConfig().with_overrides(train={"refine_positions": True, "position_bound": 0})
+
+
+def test_a_wrong_probe_is_refined_towards_the_scan_s_own():
+    """A scan reconstructed from a too-wide probe guess: the refined probe is closer to the one
+    the patterns were measured with, and the reconstruction better."""
+    from ptychopinn.data.simulate import disk_probe
+    from ptychopinn.evaluation import evaluate
+    from ptychopinn.inference.predict import reconstruct
+    from ptychopinn.physics.probe import normalize_probe, probe_error
+
+    data = simulate(SimulationConfig(**SCAN))
+    truth = normalize_probe(data.probe)[0]
+    guess = disk_probe(64, radius=14.0, defocus=0.0)  # measured with radius 16, defocus 1
+    scan = replace(data, probe=guess * np.sqrt(np.sum(np.abs(data.probe) ** 2)
+                                               / np.sum(np.abs(guess) ** 2)))
+    out, recon, info = refine_scan("general", scan, ScanRefinement(
+        positions=False, probe=True, rounds=2, steps=100), QUIET)
+    before = probe_error(normalize_probe(scan.probe)[0], truth)
+    after = probe_error(normalize_probe(out.probe)[0], truth)
+    assert after < 0.7 * before
+    plain = reconstruct("general", scan, QUIET)
+    ssim = [evaluate(data.obj, r.object)["phase"]["ssim"] for r in (plain, recon)]
+    assert ssim[1] > ssim[0] + 0.05
+    np.testing.assert_array_equal(out.positions, data.positions)  # positions left alone
+    assert info["probe_change"] > 0 and len(info["rounds"]) == 2

@@ -7,8 +7,9 @@ What ``ptychopinn infer`` runs (the CLI only parses). Output folder ``out_dir``:
 * ``adapted/``: the adapted model's run directory (only with ``adapt``; ``infer --model
   OUT/adapted`` reuses it; with ``adapt.refine_probe`` it holds the refined ``probe.npz``,
   which ``refine`` then starts pty-chi from);
-* ``positions.npz``: the refined scan positions and the nominal ones (only with
-  ``positions``; the network, adaptation, refinement and ``export`` then use the refined ones);
+* ``positions.npz``: the refined scan positions and the nominal ones, ``probe.npz``: the
+  refined probe (``probeGuess``, the scan probe's power) (only with ``scan`` refining them;
+  the network, adaptation, refinement and ``export`` then use the refined ones);
 * with ``refine``: ``loss_history.csv`` (pty-chi's loss per epoch); with ``adapt`` or
   ``refine``: ``summary.json``, the timings (``adapt_seconds``, ``inference_seconds``,
   ``refine_seconds``) measured separately.
@@ -22,11 +23,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from ptychopinn.data.container import PtychoData
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.files import atomic_path
 from ptychopinn.inference.adapt import AdaptConfig, adapt, check_adaptable
-from ptychopinn.inference.positions import PositionConfig, refine_positions
+from ptychopinn.inference.positions import ScanRefinement, refine_scan
 from ptychopinn.inference.predict import (
     InferConfig,
     Reconstruction,
@@ -52,13 +55,13 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
                  out_dir: str | Path, cfg: InferConfig | None = None, *,
                  adapt_cfg: AdaptConfig | None = None,
                  refine: IterativeConfig | None = None,
-                 positions: PositionConfig | None = None) -> Reconstruction:
+                 scan: ScanRefinement | None = None) -> Reconstruction:
     """Reconstruct ``data`` with ``model`` into ``out_dir`` (see the module docstring).
 
-    With ``positions`` the scan positions are refined first
-    (:func:`~ptychopinn.inference.positions.refine_positions`, with the model as given) and
+    With ``scan`` the scan positions and/or probe are refined first
+    (:func:`~ptychopinn.inference.positions.refine_scan`, with the model as given) and
     everything after uses them. Everything that can be refused is checked before anything is
-    written: a supervised model with ``adapt_cfg`` or ``positions``, a pattern size other than
+    written: a supervised model with ``adapt_cfg`` or ``scan``, a pattern size other than
     the model's, an existing
     ``out_dir/adapted``, pty-chi missing with ``refine``. Reconstructions are written only
     once every stage has finished. Returns the final reconstruction.
@@ -82,13 +85,15 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
         n = bundle.model.n
         raise PtychoInputError(f"patterns are {data.patch_size}x{data.patch_size} but the model "
                                f"expects {n}x{n}", path=data.source)
-    if positions is not None and kind_spec(bundle.model.cfg.kind).supervised:
-        raise PtychoInputError(f"position refinement needs a physics-loss model; the "
+    if scan is not None and kind_spec(bundle.model.cfg.kind).supervised:
+        raise PtychoInputError(f"scan refinement needs a physics-loss model; the "
                                f"supervised {bundle.model.cfg.kind} does not model the "
                                f"measurement")
-    position_info: dict = {}
-    if positions is not None:
-        data, _, position_info = refine_positions(bundle, data, positions, cfg)
+    scan_info: dict = {}
+    if scan is not None:
+        data, _, scan_info = refine_scan(bundle, data, scan, cfg)
+        if scan.probe:  # the refined probe is the scan's from now on
+            cfg = replace(cfg, probe="scan")
     adapt_info: dict = {}
     if adapt_cfg is not None:
         res = adapt(bundle, data, out_dir / ADAPTED_DIR, adapt_cfg, data_path=data_file,
@@ -104,10 +109,10 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
     net.info.update(adapt_info)
     summary = {k: net.info[k] for k in ("adapt_seconds", "adapt_epochs", "adapt_loss_before",
                                         "adapt_loss_after", "adapted_probe") if k in net.info}
-    if position_info:
-        net.info["position_refinement"] = position_info
-        summary["position_seconds"] = position_info["position_seconds"]
-        summary["position_refinement"] = position_info
+    if scan_info:
+        net.info["scan_refinement"] = scan_info
+        summary["scan_seconds"] = scan_info["scan_seconds"]
+        summary["scan_refinement"] = scan_info
     summary["inference_seconds"] = net.info["seconds"]
     final = net
     if refine is not None:
@@ -124,14 +129,17 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
                 f"{i},{float(v)!r}\n" for i, v in enumerate(it.loss_history)))
     path = save_reconstruction(final, out_dir)
     object_pngs(final.object, final.coverage, out_dir)
-    if positions is not None:
+    if scan is not None and scan.positions:
         save_positions(out_dir / "positions.npz", data.positions, data.positions_start)
-    if adapt_cfg is not None or refine is not None or positions is not None:
+    if scan is not None and scan.probe:
+        with atomic_path(out_dir / "probe.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, probeGuess=data.probe.astype(np.complex64))
+    if adapt_cfg is not None or refine is not None or scan is not None:
         with atomic_path(out_dir / "summary.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2))
     logger.info("timings: %s", ", ".join(
         f"{name} {summary[key]:.2f} s" for name, key in (
-            ("positions", "position_seconds"), ("adaptation", "adapt_seconds"),
+            ("scan refinement", "scan_seconds"), ("adaptation", "adapt_seconds"),
             ("inference", "inference_seconds"),
             ("refinement", "refine_seconds")) if key in summary))
     logger.info("wrote %s", path)
