@@ -14,7 +14,8 @@ mean shift; phase/amplitude SSIM on the common scanned region), with the same to
   ``--lsqml-epochs`` (separate runs, each with its loop time).
 
 Scenes: ``lines`` (lines object, disk probe, 1000 random positions on a 192² object) and
-``grf`` (Gaussian random field object, 500-position Fermat spiral); 1e6 photons, 64-px patterns.
+``grf`` (Gaussian random field object, 300-position Fermat spiral on a 256² object); 1e6
+photons, 64-px patterns.
 Cases: ``r0.5``, ``r1``, ``r2`` (random, px RMS), ``scale1`` (1 %), ``drift3`` (3 px across the
 scan), ``all`` (2 px random + 1 % + 3 px drift).
 
@@ -70,7 +71,8 @@ def simulation(scene: str, case: str, *, quick: bool) -> SimulationConfig:
     if scene == "lines":
         kw.update(scan="random", n_positions=200 if quick else 1000, overlap=0.7)
     else:
-        kw.update(scan="spiral", n_positions=150 if quick else 500, overlap=0.7)
+        kw.update(scan="spiral", n_positions=100 if quick else 300, overlap=0.7,
+                  object_size=192 if quick else 256)
     return SimulationConfig(**kw)
 
 

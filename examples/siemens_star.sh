@@ -17,7 +17,10 @@
 #      for ADAPT_MINUTES to the scan (`infer --adapt-minutes`)
 #   6. issue #21: the shipped general model (no training on the star) with LSQML's probe, plain
 #      and adapted for GENERAL_ADAPT_MINUTES (1)
-#   7. compare all against the LSQML reconstruction -> compare/{metrics.csv,frc.csv,comparison.png}
+#   7. issue #23: the shipped general model from tike's analytic probe (no LSQML probe anywhere):
+#      scan refinement of the probe and the positions (`infer --refine-probe --refine-positions`:
+#      rounds of the network's reconstruction + joint gradient steps) -> general_scan/{probe,positions}.npz
+#   8. compare all against the LSQML reconstruction -> compare/{metrics.csv,frc.csv,comparison.png}
 #
 # Run from the repository root (needs pty-chi: pip install 'ptychopinn[ptychi]'):
 #   bash examples/siemens_star.sh
@@ -83,9 +86,15 @@ ptychopinn infer --model "$OUT/unrolled_refprobe_run" --data "$OUT/star.npz" \
     ptychopinn infer --data "$OUT/star.npz" --probe "$OUT/lsqml/probe.npz" \
         --out "$OUT/general_adapt" --adapt-minutes "${GENERAL_ADAPT_MINUTES:-1}"
 
-# 7. metrics, FRC and figure, with LSQML as the reference
+# 7. issue #23: from tike's analytic probe, the general model refines probe and positions itself
+[[ -f "$OUT/general_scan/reconstruction.npz" ]] ||
+    ptychopinn infer --data "$OUT/star.npz" --out "$OUT/general_scan" --refine-probe \
+        --refine-positions
+
+# 8. metrics, FRC and figure, with LSQML as the reference
 ptychopinn compare --ref "$OUT/lsqml/reconstruction.npz" \
     --recon PtychoPINN-General="$OUT/general" PtychoPINN-General+adapt="$OUT/general_adapt" \
+    PtychoPINN-General-analytic-probe+scan-refinement="$OUT/general_scan" \
     PtychoPINN="$OUT/pinn" PtychoPINN-Unrolled="$OUT/unrolled" \
     PtychoPINN-Unrolled+adapt="$OUT/unrolled_adapt" \
     PtychoPINN-Unrolled-analytic-probe="$OUT/unrolled_analytic" \
