@@ -103,6 +103,7 @@ def _cmd_infer(a: argparse.Namespace) -> int:
     from ptychopinn.errors import PtychoInputError
     from ptychopinn.inference.predict import InferConfig
     from ptychopinn.inference.workflow import infer_to_dir
+    from ptychopinn.training.bundle import SHIPPED
 
     if a.adapt_minutes is not None and not (math.isfinite(a.adapt_minutes)
                                             and a.adapt_minutes > 0):
@@ -156,7 +157,7 @@ def _cmd_infer(a: argparse.Namespace) -> int:
     from ptychopinn.inference.condition import PROBE_CHOICES
 
     probe = a.probe if a.probe is None or a.probe in PROBE_CHOICES else Path(a.probe)
-    infer_to_dir(a.model or "general", a.data, a.out,
+    infer_to_dir(a.model or SHIPPED, a.data, a.out,
                  InferConfig(batch_size=a.batch_size, device=a.device, groups=a.groups,
                              gridsize=a.gridsize, probe=probe),
                  adapt_cfg=adapt_cfg, refine=refine, scan=scan)

@@ -155,3 +155,16 @@ def test_shipped_bundle_is_small_and_recorded():
     path = bundle_mod.general_path(64)
     assert path.parent.name == "general" and path.stat().st_size < 5e6
     assert load_bundle(path).manifest["training_data"]["corpus"].endswith("general_corpus.yaml")
+
+
+def test_infer_without_model_ignores_a_folder_named_general(tmp_path, monkeypatch):
+    """No --model means the shipped model, even where the working directory holds a folder
+    called ``general`` (e.g. an earlier ``infer --out general``)."""
+    from ptychopinn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "general").mkdir()
+    scan = save_dataset(simulate(SimulationConfig(object_size=96, n_positions=20, seed=2)),
+                        tmp_path / "scan.npz")
+    assert main(["infer", "--data", str(scan), "--out", "out"]) == 0
+    assert (tmp_path / "out" / "reconstruction.npz").is_file()

@@ -84,8 +84,22 @@ def save_bundle(model: PINN, path: str | os.PathLike, *, extra: dict[str, Any] |
     return write_bundle_archive(path, fields, blob, extra=extra)
 
 
+@dataclass(frozen=True)
+class ShippedModel:
+    """The general model shipped with the package, whatever the working directory holds (what
+    ``infer`` uses when no ``--model`` is given; the string ``"general"`` means it too unless
+    a file or folder of that name exists)."""
+
+
+#: The marker for the shipped general model (:class:`ShippedModel`).
+SHIPPED = ShippedModel()
+
+
 def is_general(path: object) -> bool:
-    """Whether ``path`` names the shipped general model (``"general"``, not an existing path)."""
+    """Whether ``path`` names the shipped general model (:data:`SHIPPED`, or ``"general"``
+    when no such path exists)."""
+    if isinstance(path, ShippedModel):
+        return True
     return isinstance(path, str | Path) and str(path) == GENERAL and not Path(path).exists()
 
 
