@@ -18,8 +18,9 @@
 #   6. issue #21: the shipped general model (no training on the star) with LSQML's probe, plain
 #      and adapted for GENERAL_ADAPT_MINUTES (1)
 #   7. issue #23: the shipped general model from tike's analytic probe (no LSQML probe anywhere):
-#      scan refinement of the probe and the positions (`infer --refine-probe --refine-positions`:
-#      rounds of the network's reconstruction + joint gradient steps) -> general_scan/{probe,positions}.npz
+#      scan refinement of the probe (`infer --refine-probe`: 3 rounds of the network's
+#      reconstruction + joint gradient steps on object and probe) -> general_scan/probe.npz
+#      (refining the positions too let their scale drift 5 % with the free probe: 0.42, BENCHMARKS)
 #   8. compare all against the LSQML reconstruction -> compare/{metrics.csv,frc.csv,comparison.png}
 #
 # Run from the repository root (needs pty-chi: pip install 'ptychopinn[ptychi]'):
@@ -88,13 +89,12 @@ ptychopinn infer --model "$OUT/unrolled_refprobe_run" --data "$OUT/star.npz" \
 
 # 7. issue #23: from tike's analytic probe, the general model refines probe and positions itself
 [[ -f "$OUT/general_scan/reconstruction.npz" ]] ||
-    ptychopinn infer --data "$OUT/star.npz" --out "$OUT/general_scan" --refine-probe \
-        --refine-positions
+    ptychopinn infer --data "$OUT/star.npz" --out "$OUT/general_scan" --refine-probe
 
 # 8. metrics, FRC and figure, with LSQML as the reference
 ptychopinn compare --ref "$OUT/lsqml/reconstruction.npz" \
     --recon PtychoPINN-General="$OUT/general" PtychoPINN-General+adapt="$OUT/general_adapt" \
-    PtychoPINN-General-analytic-probe+scan-refinement="$OUT/general_scan" \
+    PtychoPINN-General-analytic-probe+refined="$OUT/general_scan" \
     PtychoPINN="$OUT/pinn" PtychoPINN-Unrolled="$OUT/unrolled" \
     PtychoPINN-Unrolled+adapt="$OUT/unrolled_adapt" \
     PtychoPINN-Unrolled-analytic-probe="$OUT/unrolled_analytic" \
