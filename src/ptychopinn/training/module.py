@@ -86,7 +86,7 @@ class ReconModule(L.LightningModule):
             if nominal_positions is None:
                 raise ValueError("position refinement needs the scan's nominal positions")
             self.positions = ScanPositions(nominal_positions.numpy(),
-                                          bound=position_refinement.bound,
+                                           bound=position_refinement.bound,
                                            affine=position_refinement.affine)
         self.save_hyperparameters(hparams or {})
 
