@@ -19,7 +19,8 @@
 #      and adapted for GENERAL_ADAPT_MINUTES (1)
 #   7. issue #23: the shipped general model from tike's analytic probe (no LSQML probe anywhere):
 #      scan refinement of the probe (`infer --refine-probe`: 3 rounds of the network's
-#      reconstruction + joint gradient steps on object and probe) -> general_scan/probe.npz
+#      reconstruction + joint gradient steps on object and probe) -> general_scan/probe.npz, then
+#      GENERAL_ADAPT_MINUTES (1) of adaptation with that probe
 #      (refining the positions too let their scale drift 5 % with the free probe: 0.42, BENCHMARKS)
 #   8. compare all against the LSQML reconstruction -> compare/{metrics.csv,frc.csv,comparison.png}
 #
@@ -89,7 +90,8 @@ ptychopinn infer --model "$OUT/unrolled_refprobe_run" --data "$OUT/star.npz" \
 
 # 7. issue #23: from tike's analytic probe, the general model refines probe and positions itself
 [[ -f "$OUT/general_scan/reconstruction.npz" ]] ||
-    ptychopinn infer --data "$OUT/star.npz" --out "$OUT/general_scan" --refine-probe
+    ptychopinn infer --data "$OUT/star.npz" --out "$OUT/general_scan" --refine-probe \
+        --adapt-minutes "${GENERAL_ADAPT_MINUTES:-1}"
 
 # 8. metrics, FRC and figure, with LSQML as the reference
 ptychopinn compare --ref "$OUT/lsqml/reconstruction.npz" \
