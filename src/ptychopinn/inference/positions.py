@@ -48,7 +48,7 @@ from ptychopinn.training.positions import ScanPositions, affine_fit, position_rm
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ScanRefinement", "refine_scan"]
+__all__ = ["ScanRefinement", "check_refinable", "refine_scan"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +103,14 @@ class ScanRefinement:
     def n_rounds(self) -> int:
         """``rounds``, or its default (1; 3 when the probe is refined)."""
         return self.rounds if self.rounds is not None else (3 if self.probe else 1)
+
+
+def check_refinable(bundle: Bundle) -> None:
+    """Refuse (one line) a supervised model: its network does not model the measurement."""
+    if kind_spec(bundle.model.cfg.kind).supervised:
+        raise PtychoInputError(f"scan refinement needs a physics-loss model; the "
+                               f"supervised {bundle.model.cfg.kind} does not model the "
+                               f"measurement")
 
 
 def _joint_steps(pos: ScanPositions, recon: Reconstruction, amplitude: np.ndarray,
@@ -200,10 +208,7 @@ def refine_scan(bundle: Bundle | str | Path, data: PtychoData, cfg: ScanRefineme
 
     infer = infer or InferConfig()
     bundle = bundle_for(bundle, data.patch_size)
-    if kind_spec(bundle.model.cfg.kind).supervised:
-        raise PtychoInputError(f"scan refinement needs a physics-loss model; the "
-                               f"supervised {bundle.model.cfg.kind} does not model the "
-                               f"measurement")
+    check_refinable(bundle)
     t0 = time.perf_counter()
     if data.is_lazy:
         data = data.subset(np.arange(data.n_patterns))

@@ -23,13 +23,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from ptychopinn.data.container import PtychoData
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.files import atomic_path
 from ptychopinn.inference.adapt import AdaptConfig, adapt, check_adaptable
-from ptychopinn.inference.positions import ScanRefinement, refine_scan
+from ptychopinn.inference.positions import ScanRefinement, check_refinable, refine_scan
 from ptychopinn.inference.predict import (
     InferConfig,
     Reconstruction,
@@ -37,9 +35,8 @@ from ptychopinn.inference.predict import (
     save_reconstruction,
 )
 from ptychopinn.io.dataset import load_dataset
-from ptychopinn.io.native import save_positions
+from ptychopinn.io.native import save_positions, save_probe
 from ptychopinn.iterative.ptychi_backend import IterativeConfig
-from ptychopinn.models.registry import kind_spec
 from ptychopinn.training.bundle import Bundle, bundle_for
 from ptychopinn.viz import object_pngs
 
@@ -85,10 +82,8 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
         n = bundle.model.n
         raise PtychoInputError(f"patterns are {data.patch_size}x{data.patch_size} but the model "
                                f"expects {n}x{n}", path=data.source)
-    if scan is not None and kind_spec(bundle.model.cfg.kind).supervised:
-        raise PtychoInputError(f"scan refinement needs a physics-loss model; the "
-                               f"supervised {bundle.model.cfg.kind} does not model the "
-                               f"measurement")
+    if scan is not None:
+        check_refinable(bundle)
     scan_info: dict = {}
     if scan is not None:
         data, _, scan_info = refine_scan(bundle, data, scan, cfg)
@@ -132,8 +127,7 @@ def infer_to_dir(model: Bundle | str | Path, data: PtychoData | str | Path,
     if scan is not None and scan.positions:
         save_positions(out_dir / "positions.npz", data.positions, data.positions_start)
     if scan is not None and scan.probe:
-        with atomic_path(out_dir / "probe.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, probeGuess=data.probe.astype(np.complex64))
+        save_probe(out_dir / "probe.npz", data.probe)
     if adapt_cfg is not None or refine is not None or scan is not None:
         with atomic_path(out_dir / "summary.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2))

@@ -257,6 +257,15 @@ def save_positions(path: str | os.PathLike, positions: np.ndarray,
     return path
 
 
+def save_probe(path: str | os.PathLike, probe: np.ndarray, **extra: np.ndarray) -> Path:
+    """Write a probe atomically as NPZ: ``probeGuess`` (N, N) complex64 (what ``--probe``
+    and :func:`~ptychopinn.data.simulate.load_probe` read), plus ``extra`` arrays."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, probeGuess=np.asarray(probe).astype(np.complex64), **extra)
+    return path
+
+
 def with_positions(data: PtychoData, path: str | os.PathLike) -> PtychoData:
     """``data`` with the positions of a ``positions.npz`` (:func:`save_positions`, e.g. a
     run's refined ones); its own positions become the nominal ``positions_start`` (unless it

@@ -11,7 +11,7 @@ import numpy as np
 from ptychopinn.data.container import PtychoData, object_frame
 from ptychopinn.files import atomic_path
 from ptychopinn.io.dataset import load_dataset
-from ptychopinn.io.native import save_positions
+from ptychopinn.io.native import save_positions, save_probe
 from ptychopinn.io.reconstruction import Reconstruction, save_reconstruction
 from ptychopinn.iterative.ptychi_backend import (
     IterativeConfig,
@@ -93,9 +93,8 @@ def run_iterative_on_dataset(data: PtychoData | str | Path, out_dir: str | Path,
         tmp.write_text("epoch,loss\n" + "".join(
             f"{i},{float(v)!r}\n" for i, v in enumerate(res.loss_history)))
     if cfg.refine_probe:
-        with atomic_path(out_dir / "probe.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, probeGuess=res.probe.astype(np.complex64),
-                     positions_rc=res.positions_rc + np.asarray(frame.origin))
+        save_probe(out_dir / "probe.npz", res.probe,
+                   positions_rc=res.positions_rc + np.asarray(frame.origin))
     if cfg.refine_positions:
         save_positions(out_dir / "positions.npz", res.positions_rc + np.asarray(frame.origin),
                        data.positions)

@@ -366,12 +366,11 @@ def _probe_outputs(model: PINN, initial: torch.Tensor, data: PtychoData, probe_c
     it), so ``train --probe out_dir/probe.npz`` reads it. ``change_from_initial`` is
     :func:`~ptychopinn.physics.probe.probe_error` of the refined probe against the initial one.
     """
+    from ptychopinn.io.native import save_probe
     from ptychopinn.physics.probe import probe_error, probe_norm_factor
 
     refined = model.physics.probe.detach().cpu().numpy().astype(np.complex64)
-    photon = (refined / probe_norm_factor(data.probe)).astype(np.complex64)
-    with atomic_path(out_dir / "probe.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, probeGuess=photon)
+    save_probe(out_dir / "probe.npz", refined / probe_norm_factor(data.probe))
     change = probe_error(refined, initial.cpu().numpy())
     logger.info("probe refined: change from the initial probe %.4f (normalised) -> %s",
                 change, out_dir / "probe.npz")
