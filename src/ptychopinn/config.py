@@ -51,6 +51,10 @@ class TrainConfig:
     #: affine map and drift first (alone for ``position_affine_epochs``), then per-pattern
     #: corrections of at most ``position_bound`` pixels
     refine_positions: bool = False
+    #: augmentation (issue #22): each batch of a canvas network's training sees one of the
+    #: eight mirror/transpose symmetries of the whole experiment (object, probe, positions and
+    #: patterns together; :mod:`ptychopinn.training.augment`)
+    augment: bool = False
     position_lr: float = 0.05
     position_warmup_epochs: int = 1
     position_bound: float = 4.0

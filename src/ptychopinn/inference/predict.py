@@ -22,7 +22,7 @@ from ptychopinn.errors import PtychoInputError
 from ptychopinn.inference.stitch import Stitcher, object_frame
 from ptychopinn.io.dataset import load_dataset
 from ptychopinn.io.reconstruction import Reconstruction, load_reconstruction, save_reconstruction
-from ptychopinn.models.registry import kind_spec
+from ptychopinn.models.registry import CANVAS_KINDS, kind_spec
 from ptychopinn.training.bundle import Bundle, bundle_for
 
 if TYPE_CHECKING:
@@ -68,6 +68,9 @@ class InferConfig:
     +0.63 phase SSIM measured), off for the CNNs, whose phase is absolute through their
     decoders and whose weak groups then chain their errors (demo scan, 1.5-min models: pinn
     0.354 -> 0.323, baseline 0.335 -> 0.324 with it on).
+
+    ``extra_steps``: plain data-consistency steps a canvas network runs after its learned ones
+    (more FFTs, a little more quality: BENCHMARKS "Quality per FFT"); a CNN refuses.
     """
 
     batch_size: int | None = None
@@ -78,8 +81,11 @@ class InferConfig:
     gridsize: int | None = None
     probe: str | Path | None = None
     align_phase: bool | None = None
+    extra_steps: int = 0
 
     def __post_init__(self) -> None:
+        if self.extra_steps < 0:
+            raise PtychoInputError(f"extra_steps must be >= 0, got {self.extra_steps}")
         if self.batch_size is not None and self.batch_size < 1:
             raise PtychoInputError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.groups is not None and self.groups not in GROUPINGS:
@@ -162,6 +168,10 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     gcfg = bundle.manifest.get("grouping_config") or {}
     canvas_net = kind_spec(model.cfg.kind).canvas
     align = canvas_net if cfg.align_phase is None else cfg.align_phase
+    if cfg.extra_steps and not canvas_net:
+        raise PtychoInputError(f"model.kind {model.cfg.kind!r} has no data-consistency steps; "
+                               "extra_steps needs a canvas network "
+                               f"({', '.join(sorted(CANVAS_KINDS))})", path=data.source)
     g = _inference_gridsize(model.cfg.kind, model.gridsize,
                             cfg.gridsize or gcfg.get("inference_gridsize"), m, canvas_net,
                             data.source)
@@ -193,7 +203,8 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
             t_read += time.perf_counter() - t
             t = time.perf_counter()
             _, merged = model.predict_patches(torch.from_numpy(amp).to(dev),
-                                              torch.from_numpy(offsets).to(dev))
+                                              torch.from_numpy(offsets).to(dev),
+                                              extra_steps=cfg.extra_steps)
             if every:
                 seeds = np.arange(s, s + len(groups))
                 seed_col = np.argmax(groups == seeds[:, None], axis=1)
@@ -236,6 +247,10 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
         "device": str(dev),
         "gridsize": g,
         "model_kind": model.cfg.kind,
+        # the work, counted as LSQML's is: 2-D FFTs per pattern (every member predicted)
+        "ffts_per_pattern": kind_spec(model.cfg.kind).ffts_per_member(model.cfg,
+                                                                      cfg.extra_steps)
+        * all_groups.size / m,
         **cond_info,
         **adapt_info,
     }
@@ -248,9 +263,6 @@ def _inference_gridsize(kind: str, trained: int, asked: int | None, m: int, canv
                         source) -> int:
     """Group side at inference: ``asked`` (else ``trained``); only canvas networks may change it,
     and they shrink groups to a scan of fewer than g² patterns; a CNN refuses both in one line."""
-    from ptychopinn.errors import PtychoInputError
-    from ptychopinn.models.registry import CANVAS_KINDS
-
     g = trained
     if asked is not None and asked != trained:
         if not canvas_net:

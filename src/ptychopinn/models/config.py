@@ -39,7 +39,11 @@ class ModelConfig:
     the border with a small branch. ``n_iterations`` and ``refiner_width`` set the unrolled
     network (physics steps K, refiner channels, memory channels carried between steps;
     ``dose_input``: its refiners also see the scan's log mean counts, for a model that serves
-    many doses).
+    many doses). ``consistency``: the data-consistency step of the canvas network,
+    ``"modulus"`` (replace the far-field modulus by the measured one: the gradient step of the
+    amplitude (Gaussian) misfit) or ``"poisson"`` (half a gradient step of the Poisson
+    likelihood in counts, (y/I − 1)/2 per far-field pixel, damped below one photon; the two
+    agree at high counts).
     """
 
     kind: str = "pinn"
@@ -54,6 +58,7 @@ class ModelConfig:
     refiner_width: int = 16
     memory_channels: int = 4
     dose_input: bool = False
+    consistency: Literal["modulus", "poisson"] = "modulus"
 
     def __post_init__(self) -> None:
         check_kind(self.kind)
@@ -63,6 +68,9 @@ class ModelConfig:
             raise PtychoInputError(f"unknown amp_activation {self.amp_activation!r}")
         if self.loss not in ("poisson", "mae"):
             raise PtychoInputError(f"loss must be 'poisson' or 'mae', got {self.loss!r}")
+        if self.consistency not in ("modulus", "poisson"):
+            raise PtychoInputError("consistency must be 'modulus' or 'poisson', got "
+                                   f"{self.consistency!r}")
         if self.n_iterations < 1:
             raise PtychoInputError(f"n_iterations must be >= 1, got {self.n_iterations}")
         if self.memory_channels < 0:

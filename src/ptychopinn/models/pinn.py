@@ -48,15 +48,16 @@ class PINN(nn.Module):
         return int(self.physics.probe.shape[-1])
 
     def predict_patches(self, amplitude: Tensor, offsets: Tensor, *,
-                        probe: Tensor | None = None, count_scale: Tensor | None = None
-                        ) -> tuple[Tensor, Tensor]:
+                        probe: Tensor | None = None, count_scale: Tensor | None = None,
+                        extra_steps: int = 0) -> tuple[Tensor, Tensor]:
         """Raw and (for object_big) merged patches, both (B, C, N, N) complex.
 
         ``amplitude`` is in sqrt(counts) (un-normalised); ``offsets`` (B, C, 2). Optional
         per-group conditioning (a training corpus mixes scans): ``probe`` (B, N, N) complex
         normalised probes and ``count_scale`` (B,) = sqrt(mean counts of the group's scan /
         the reference mean counts ``((N/2) / input_scale)²``); without them the model's own
-        probe and scales serve every group.
+        probe and scales serve every group. ``extra_steps``: plain data-consistency steps after
+        a canvas network's learned ones (inference only; a CNN has none and refuses).
         """
         if self.canvas:
             # measured modulus in model units; patches come from one canvas per group
@@ -66,8 +67,11 @@ class PINN(nn.Module):
             # mean counts of each group's scan: reference counts × count scale²
             counts = (self.n / 2 / self.input_scale) ** 2 * cs**2
             raw = self.net(amplitude / s, offsets,
-                           self.physics.probe if probe is None else probe, counts)
+                           self.physics.probe if probe is None else probe, counts,
+                           extra_steps=extra_steps)
             return raw, raw
+        if extra_steps:
+            raise ValueError(f"model.kind {self.cfg.kind!r} has no data-consistency steps")
         x = amplitude * self.input_scale
         if count_scale is not None:
             x = x / count_scale[:, None, None, None]

@@ -29,7 +29,10 @@ class KindSpec:
     (measured, BENCHMARKS.md); ``fixed_gridsize``: the only group side it takes; ``display``:
     its name in tables and figures (SPEC §7), ``aliases`` other spellings that mean it
     (``compare --recon NAME=…``, study model names); ``study``: one of the default study's
-    models (SPEC §8).
+    models (SPEC §8); ``ffts_per_member(cfg, extra_steps)``: 2-D FFTs (forward + inverse) one
+    forward pass spends per group member (issue #22 counts the work in FFTs per pattern; 0 for
+    the CNNs, whose inference runs no physics), ``extra_steps`` plain data-consistency steps
+    added at inference (:class:`~ptychopinn.inference.predict.InferConfig`).
     """
 
     description: str
@@ -41,6 +44,7 @@ class KindSpec:
     fixed_gridsize: int | None = None
     aliases: tuple[str, ...] = ()
     study: bool = False
+    ffts_per_member: Callable[..., int] = field(default=lambda cfg, extra_steps=0: 0)
 
 
 def _object_net(cfg, *, n: int, gridsize: int) -> nn.Module:
@@ -64,7 +68,9 @@ REGISTRY: dict[str, KindSpec] = {
                          _unrolled_net, "PtychoPINN-Unrolled", canvas=True,
                          recommended={"grouping": {"gridsize": 3, "neighbor_count": 12,
                                                    "inference_gridsize": 5}},
-                         aliases=("ptychopinn-unrolled",)),
+                         aliases=("ptychopinn-unrolled",),
+                         ffts_per_member=lambda cfg, extra_steps=0: 2 * (cfg.n_iterations
+                                                                   + extra_steps)),
     "pinn": KindSpec("faithful PtychoPINN CNN (encoder + amplitude/phase decoders), physics loss",
                      _object_net, "PtychoPINN", aliases=("ptychopinn",), study=True),
     "baseline": KindSpec("supervised PtychoNN-style CNN (gridsize 1), MAE against labels",

@@ -72,10 +72,12 @@ class UnrolledNet(nn.Module):
                                       for _ in range(k))
 
     def forward(self, target: Tensor, offsets: Tensor, probe: Tensor,
-                mean_counts: Tensor | None = None) -> Tensor:
+                mean_counts: Tensor | None = None, *, extra_steps: int = 0) -> Tensor:
         """``mean_counts`` (B,) the mean total counts per pattern of each group's scan: with
         ``dose_input`` the refiners see log10 of it as a constant channel (the noise level of
-        the measured moduli, which sets how much a correction should smooth)."""
+        the measured moduli, which sets how much a correction should smooth).
+        ``extra_steps``: plain data-consistency steps (unit step, no learned correction) after
+        the K learned ones, at inference (2 FFTs per member each)."""
         b, c, n, _ = target.shape
         s = group_canvas_size(n, offsets)
         geo = PatchGeometry(offsets + s / 2, n, (s, s))  # computed once, used 2K + 2 times
@@ -98,15 +100,33 @@ class UnrolledNet(nn.Module):
         # the modulus replacement commutes with the far field's centring shift: work in the
         # unshifted FFT layout (far_field = fftshift ∘ fft2, so one ifftshift of the target)
         target = torch.fft.ifftshift(target, dim=(-2, -1))
-        for alpha, refine in zip(self.step, self.refiners, strict=True):
+        poisson = self.cfg.consistency == "poisson"
+        if poisson:
+            if mean_counts is None:
+                raise ValueError("Poisson data consistency needs the scan's mean counts")
+            # one photon in model units (mean energy per pattern (N/2)²), the damping floor
+            photon = ((n / 2) ** 2 / mean_counts.to(target.dtype)).reshape(b, 1, 1, 1)
+            meas = target**2
+
+        def update(canvas: Tensor) -> Tensor:
+            """The least-squares PIE direction (B, S, S): modulus replacement of every member,
+            exit-wave corrections averaged onto the canvas with the probe-intensity weight."""
             psi = geo.extract(canvas) * probe
             f = torch.fft.fft2(psi, norm="ortho")
-            f_new = target * torch.sgn(f)  # measured modulus, current phase
-            dpsi = torch.fft.ifft2(f_new, norm="ortho") - psi
-            upd = geo.place(dpsi * probe.conj()) / denom
+            if poisson:  # -½ ∂NLL/∂f* in units of I: ½ (y/I − 1) f, y and I in photons
+                gain = 0.5 * (meas / (f.real**2 + f.imag**2 + photon) - 1.0)
+                dpsi = torch.fft.ifft2(gain * f, norm="ortho")
+            else:
+                dpsi = torch.fft.ifft2(target * torch.sgn(f), norm="ortho") - psi
+            return geo.place(dpsi * probe.conj()) / denom
+
+        for alpha, refine in zip(self.step, self.refiners, strict=True):
+            upd = update(canvas)
             canvas = canvas + alpha * upd
             feats = torch.cat([torch.stack([canvas.real, canvas.imag, upd.real, upd.imag, cov_n],
                                            1), *dose, mem], 1)
             delta, mem = refine(feats)
             canvas = canvas + delta
+        for _ in range(extra_steps):
+            canvas = canvas + update(canvas)
         return geo.extract(canvas)

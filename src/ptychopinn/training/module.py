@@ -13,6 +13,7 @@ from ptychopinn.models.pinn import PINN
 from ptychopinn.models.registry import kind_spec
 from ptychopinn.physics.noise import amplitude_mae, poisson_nll
 from ptychopinn.physics.probe import ProbeParameter
+from ptychopinn.training.augment import dihedral
 from ptychopinn.training.positions import PositionRefinement, ScanPositions
 
 
@@ -63,9 +64,10 @@ class ReconModule(L.LightningModule):
                  plateau_monitor: str = "train",
                  probe_refinement: ProbeRefinement | None = None,
                  position_refinement: PositionRefinement | None = None,
-                 nominal_positions: Tensor | None = None):
+                 nominal_positions: Tensor | None = None, augment: bool = False):
         super().__init__()
         self.model = model
+        self.augment = augment
         self.learning_rate = learning_rate
         self.plateau_monitor = plateau_monitor
         self.probe_refinement = probe_refinement
@@ -111,6 +113,14 @@ class ReconModule(L.LightningModule):
         cond = {"probe": batch.get("probe"), "count_scale": batch.get("count_scale")}
         offsets = (batch["offsets"] if self.positions is None
                    else self.positions.offsets(batch["index"]))
+        if self.augment and self.training:
+            # one random symmetry of the whole experiment per batch (the probe follows)
+            k = int(torch.randint(8, (1,)))
+            probe = cond["probe"] if cond["probe"] is not None else self.model.physics.probe
+            amp, offsets, probe = dihedral(amp, offsets, probe, k)
+            if probe.dim() == 2:
+                probe = probe.expand(amp.shape[0], *probe.shape)
+            cond["probe"] = probe
         if self.probe_param is None:
             out = self.model(amp, offsets, **cond)
         else:
