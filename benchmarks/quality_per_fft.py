@@ -4,7 +4,7 @@ Counted in the work that bounds both methods: 2-D FFTs (forward + inverse) per d
 pattern. The network reports its own count (``Reconstruction.info["ffts_per_pattern"]``: 2 per
 data-consistency step per predicted member); pty-chi's LSQML is counted here, in-process on a
 small scan, by wrapping ``torch.fft`` (``lsqml_ffts_per_epoch``; 6 per pattern per epoch with
-pty-chi 1.x: forward and back propagation, the step-size search's propagated update directions
+pty-chi 2.2: forward and back propagation, the step-size search's propagated update directions
 and the loss), and every LSQML snapshot is placed at ``epoch × that``.
 
 Scene: the standard scene of ``learning_curve.py`` (lines object, XPP probe, 2000 random
@@ -116,6 +116,7 @@ def run_network(name: str, run_dir: Path, test, settings: list[str], repeats: in
 
 def figure(payload: dict, path: Path) -> None:
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     fig = Figure(figsize=(11, 7), layout="constrained")
     axes = fig.subplots(2, 2)
@@ -128,12 +129,16 @@ def figure(payload: dict, path: Path) -> None:
             names = sorted({p["name"] for p in payload["points"]})
             for i, name in enumerate(names):
                 pts = [p for p in payload["points"] if p["name"] == name]
-                ax.plot([p[xkey] for p in pts], [p[part] for p in pts], "*", ms=11,
-                        color=f"C{i + 1}", label=name)
-                for p in pts:
-                    ax.annotate(p["setting"], (p[xkey], p[part]), fontsize=6,
-                                textcoords="offset points", xytext=(4, -8))
+                # a CNN runs no FFT: drawn at 1 on the log axis, labelled
+                xs = [max(p[xkey], 1.0) for p in pts]
+                ax.plot(xs, [p[part] for p in pts], "*", ms=11, color=f"C{i + 1}", label=name)
+                for x, p in zip(xs, pts, strict=True):
+                    label = p["setting"] + (" (0 FFTs)" if p[xkey] == 0 else "")
+                    ax.annotate(label, (x, p[part]), fontsize=6, textcoords="offset points",
+                                xytext=(4, -8))
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(xlab)
             ax.set_ylabel(f"{part} SSIM")
             ax.grid(True, which="both", alpha=0.3)
@@ -170,11 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--photons", type=float, default=1e6)
     p.add_argument("--object", default="lines")
+    p.add_argument("--n-positions", type=int, default=2000)
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     a.out.mkdir(parents=True, exist_ok=True)
-    full, tr, te = scene(a.photons, 2000, object_kind=a.object)
+    full, tr, te = scene(a.photons, a.n_positions, object_kind=a.object)
     head = {"machine": machine(), "photons": a.photons, "object": a.object,
             "test_patterns": te.n_patterns}
     print(json.dumps(head), flush=True)

@@ -159,7 +159,7 @@ def _cmd_infer(a: argparse.Namespace) -> int:
     probe = a.probe if a.probe is None or a.probe in PROBE_CHOICES else Path(a.probe)
     infer_to_dir(a.model or SHIPPED, a.data, a.out,
                  InferConfig(batch_size=a.batch_size, device=a.device, groups=a.groups,
-                             gridsize=a.gridsize, probe=probe),
+                             gridsize=a.gridsize, probe=probe, extra_steps=a.extra_steps),
                  adapt_cfg=adapt_cfg, refine=refine, scan=scan)
     return 0
 
@@ -352,6 +352,10 @@ def add_commands(sub) -> None:
                    help="members per group G² at inference (default: the bundle's "
                         "grouping.inference_gridsize, else its gridsize; another value only for "
                         "canvas networks, model.kind unrolled)")
+    s.add_argument("--extra-steps", type=int, default=0, metavar="K",
+                   help="K plain data-consistency steps after a canvas network's learned ones "
+                        "(2 FFTs per pattern each; a little more quality, BENCHMARKS 'Quality "
+                        "per FFT'; default 0)")
     s.add_argument("--adapt-minutes", type=float, default=None, metavar="T",
                    help="first fine-tune a copy of the model on this scan's diffraction "
                         "(physics loss, no labels; not for the supervised baseline) for at "
