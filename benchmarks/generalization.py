@@ -90,13 +90,10 @@ def simulation(variant: str, work: Path, *, quick: bool) -> SimulationConfig:
 
 def _train_own(kind: str, train_d, run: Path, minutes: float) -> float:
     from ptychopinn.config import RunConfig
-    from ptychopinn.models.registry import recommended
     from ptychopinn.training.api import train
 
-    rec = recommended(kind)
-    cfg = RunConfig().with_overrides(model={**rec.pop("model", {}), "kind": kind}, **rec)
-    cfg = cfg.with_overrides(train={"epochs": 1_000_000, "max_minutes": minutes,
-                                    "show_progress": False})
+    cfg = RunConfig.for_kind(kind).with_overrides(
+        train={"epochs": 1_000_000, "max_minutes": minutes, "show_progress": False})
     return train(train_d, run, cfg).train_seconds
 
 

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "scripts" / "general_corpus.yaml"
 TARGET = ROOT / "src" / "ptychopinn" / "models" / "general"
 
-#: The shipped model's run config (model and training sections; the grouping is unrolled's
-#: recommended one).
+#: The shipped model's run config (model and training sections over unrolled's recommended
+#: ones: its grouping and augmentation).
 MODEL = {"kind": "unrolled", "n_iterations": 6, "refiner_width": 24, "memory_channels": 4,
          "dose_input": True}
 
@@ -40,14 +40,12 @@ def main() -> None:
 
     from ptychopinn.config import RunConfig
     from ptychopinn.data.corpus import load_corpus
-    from ptychopinn.models.registry import recommended
     from ptychopinn.training.api import train
 
     spec = load_corpus(CORPUS)
-    rec = recommended("unrolled")
-    cfg = RunConfig().with_overrides(model=MODEL, grouping=rec["grouping"],
-                                     train={"epochs": a.epochs, "max_minutes": a.minutes,
-                                            "learning_rate": 2e-3, "batch_size": 8})
+    cfg = RunConfig.for_kind("unrolled").with_overrides(
+        model=MODEL, train={"epochs": a.epochs, "max_minutes": a.minutes,
+                            "learning_rate": 2e-3, "batch_size": 8})
     res = train(None, a.out, cfg, corpus=spec, resume=a.resume)
     info = {"epochs": res.epochs_completed, "train_seconds": res.train_seconds,
             "device": res.device, "torch_threads": torch.get_num_threads(),

@@ -34,12 +34,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if cfg_path:
         cfg = load_config(cfg_path)
         kind = a.model or cfg.model.kind
-    else:  # no config: the kind's recommended grouping (its registry entry)
-        from ptychopinn.models.registry import recommended
-
+    else:  # no config: the kind's recommended sections (its registry entry)
         kind = a.model or DEFAULT_KIND
-        rec = recommended(kind)
-        cfg = RunConfig().with_overrides(model={**rec.pop("model", {}), "kind": kind}, **rec)
+        cfg = RunConfig.for_kind(kind)
     from ptychopinn.models.registry import kind_spec
 
     gridsize = kind_spec(kind).fixed_gridsize if a.gridsize is None else a.gridsize
@@ -341,7 +338,8 @@ def add_commands(sub) -> None:
     s.add_argument("--out", required=True, type=Path,
                    help="output folder (reconstruction.npz, amplitude/phase PNGs)")
     s.add_argument("--batch-size", type=int, default=None,
-                   help="groups per forward pass (default: 64; 8 for canvas networks)")
+                   help="groups per forward pass (default: 64; canvas networks about 200 "
+                        "patterns per pass)")
     s.add_argument("--groups", choices=("cover", "every", "partition"), default=None,
                    help="cover: few groups holding every pattern, all members stitched "
                         "(fast); every: one group per pattern, seed stitched; partition: "

@@ -127,6 +127,10 @@ class RunConfig:
         if self.train.refine_positions and spec.supervised:
             raise PtychoInputError("train.refine_positions needs a physics-loss model; the "
                                    f"supervised {kind} does not use the positions")
+        if self.train.augment and not spec.canvas:
+            raise PtychoInputError("train.augment needs a network that takes the probe as an "
+                                   f"input ({', '.join(sorted(CANVAS_KINDS))}), not {kind!r}: "
+                                   "its weights hold the training probe")
         gi = self.grouping.inference_gridsize
         if gi is not None and gi != self.grouping.gridsize and not spec.canvas:
             raise PtychoInputError(f"grouping.inference_gridsize ({gi}) differs from gridsize "
@@ -134,6 +138,16 @@ class RunConfig:
                                    "weights do not depend on C (model.kind "
                                    f"{', '.join(sorted(CANVAS_KINDS))}) can infer with other "
                                    "groups")
+
+    @classmethod
+    def for_kind(cls, kind: str) -> RunConfig:
+        """The defaults of ``model.kind`` = ``kind``: its registry entry's recommended sections
+        (:attr:`~ptychopinn.models.registry.KindSpec.recommended`) over the global defaults.
+        The one place a kind's defaults are built (CLI without a config, demo, scripts)."""
+        from ptychopinn.models.registry import recommended
+
+        rec = recommended(kind)
+        return cls().with_overrides(model={**rec.pop("model", {}), "kind": kind}, **rec)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON-able)."""

@@ -56,7 +56,7 @@ def run_demo(cfg: DemoConfig) -> str:
     with atomic_path(out / "inspect.md") as tmp:
         tmp.write_text(report_markdown(inspect_dataset(data, path=out / "data.npz")))
     from ptychopinn.inference.adapt import AdaptConfig
-    from ptychopinn.models.registry import REGISTRY, recommended
+    from ptychopinn.models.registry import REGISTRY
 
     recons: dict = {}
     timing: dict[str, dict] = {}
@@ -81,11 +81,9 @@ def run_demo(cfg: DemoConfig) -> str:
     # same training budget
     for kind, spec in REGISTRY.items():
         name = spec.display
-        rec = recommended(kind)
         logger.info("[2/5] training %s (%s)", name, kind)
-        rc = RunConfig().with_overrides(model={**rec.pop("model", {}), "kind": kind}, **rec)
-        rc = rc.with_overrides(train={"epochs": epochs, "max_minutes": minutes,
-                                      "seed": cfg.seed})
+        rc = RunConfig.for_kind(kind).with_overrides(
+            train={"epochs": epochs, "max_minutes": minutes, "seed": cfg.seed})
         run_dir = out / f"run_{kind}"
         resume = (run_dir / "checkpoints" / "last.ckpt").exists()
         res = train(train_d, run_dir, rc, resume=resume, data_path=out / "train.npz")

@@ -44,3 +44,30 @@ def test_dihedral_refuses_an_unknown_element():
 def test_centred_flip_keeps_zero_frequency():
     x = torch.arange(8.0)
     assert centred_flip(x, 0).tolist() == [0, 7, 6, 5, 4, 3, 2, 1]
+
+
+def test_augmented_training_learns_the_probe_and_cnns_refuse(tmp_path, tiny_data):
+    """Augmentation keeps every gradient path (here the refined probe's) and is refused, in
+    one line, for a network whose weights hold the training probe."""
+    import numpy as np
+
+    from ptychopinn.config import RunConfig
+    from ptychopinn.errors import PtychoInputError
+    from ptychopinn.physics.probe import normalize_probe
+    from ptychopinn.training.api import train
+    from ptychopinn.training.bundle import load_bundle
+
+    cfg = RunConfig().with_overrides(
+        model={"kind": "unrolled", "n_iterations": 2},
+        train={"epochs": 2, "show_progress": False, "augment": True, "refine_probe": True,
+               "probe_warmup_epochs": 0})
+    train(tiny_data, tmp_path / "u", cfg)
+    bundle = load_bundle(tmp_path / "u")
+    assert bundle.manifest["train_config"]["augment"] is True
+    start, _ = normalize_probe(tiny_data.probe)
+    assert np.abs(bundle.model.physics.probe.numpy() - start).max() > 1e-3  # it moved
+    with pytest.raises(PtychoInputError, match="train.augment needs a network that takes the "
+                                               "probe as an input"):
+        train(tiny_data, tmp_path / "p", RunConfig().with_overrides(
+            train={"epochs": 1, "show_progress": False, "augment": True}))
+    assert not (tmp_path / "p").exists()

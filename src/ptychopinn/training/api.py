@@ -220,13 +220,6 @@ def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunCo
         logger.warning("no checkpoint in %s; starting a new run", out_dir)
     data_path = None if data_path is None else Path(data_path)
     labels = kind_spec(cfg.model.kind).supervised
-    if cfg.train.augment and not kind_spec(cfg.model.kind).canvas:
-        raise PtychoInputError("train.augment needs a network that takes the probe as an "
-                               f"input (a canvas kind such as unrolled), not {cfg.model.kind!r}"
-                               ": the others' weights hold the training probe", key="train.augment")
-    if cfg.train.augment and cfg.train.refine_probe:
-        raise PtychoInputError("train.augment and train.refine_probe cannot be combined (the "
-                               "refined probe is one orientation)", key="train.augment")
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     if corpus is not None:
         from ptychopinn.training.datamodule import CorpusGroups

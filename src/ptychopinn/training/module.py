@@ -113,20 +113,20 @@ class ReconModule(L.LightningModule):
         cond = {"probe": batch.get("probe"), "count_scale": batch.get("count_scale")}
         offsets = (batch["offsets"] if self.positions is None
                    else self.positions.offsets(batch["index"]))
+        probe = None if self.probe_param is None else self.probe_param()  # differentiable
         if self.augment and self.training:
-            # one random symmetry of the whole experiment per batch (the probe follows)
+            # one random symmetry of the whole experiment per batch: the probe (the refined
+            # one too, differentiably) and the positions follow the patterns
             k = int(torch.randint(8, (1,)))
-            probe = cond["probe"] if cond["probe"] is not None else self.model.physics.probe
-            amp, offsets, probe = dihedral(amp, offsets, probe, k)
-            if probe.dim() == 2:
-                probe = probe.expand(amp.shape[0], *probe.shape)
-            cond["probe"] = probe
-        if self.probe_param is None:
+            base = next(p for p in (cond["probe"], probe, self.model.physics.probe)
+                        if p is not None)
+            amp, offsets, base = dihedral(amp, offsets, base, k)
+            cond["probe"] = base if base.dim() == 3 else base.expand(amp.shape[0], *base.shape)
+        if probe is None:
             out = self.model(amp, offsets, **cond)
         else:
             physics = self.model.physics
-            probe = self.probe_param()  # differentiable; used by the physics and the network
-            physics.probe = probe
+            physics.probe = probe  # used by the physics and the network
             try:
                 out = self.model(amp, offsets, **cond)
             finally:  # the graph keeps its own reference; the buffer must not hold one
