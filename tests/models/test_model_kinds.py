@@ -123,7 +123,7 @@ def test_cli_train_unrolled_uses_the_recommended_grouping_and_config_kind_is_kep
     cfg = yaml.safe_load((tmp_path / "u" / "config.yaml").read_text())
     assert cfg["model"]["kind"] == "unrolled" and cfg["grouping"]["gridsize"] == 3
     assert "gridsize" not in cfg["model"] and load_bundle(tmp_path / "u").gridsize == 3
-    assert cfg["grouping"]["inference_gridsize"] == 20 and cfg["train"]["augment"] is True
+    assert cfg["grouping"]["inference_gridsize"] == 16 and cfg["train"]["augment"] is True
     # a config file's kind is not overridden by the CLI's default
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(
         {"model": {"kind": "unrolled", "n_iterations": 2}, "train": {"epochs": 1}}))

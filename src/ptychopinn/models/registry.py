@@ -62,13 +62,13 @@ def _unrolled_net(cfg, *, n: int, gridsize: int) -> nn.Module:
 #: The registry: one entry per kind (adding a kind is a module in ``models/`` and a line here).
 REGISTRY: dict[str, KindSpec] = {
     # the unrolled network learns more per step from groups of 9 neighbours, infers better from
-    # groups of 400 (every pattern constrains a whole region; issue #22: +0.014 phase SSIM over
+    # groups of 256 (every pattern constrains a whole region; issue #22: +0.014 phase SSIM over
     # groups of 25) and generalises from the eight symmetries of each training group (+0.015)
     "unrolled": KindSpec("unrolled physics network: K data-consistency steps on the group "
                          "canvas interleaved with small learned corrections, physics loss",
                          _unrolled_net, "PtychoPINN-Unrolled", canvas=True,
                          recommended={"grouping": {"gridsize": 3, "neighbor_count": 12,
-                                                   "inference_gridsize": 20},
+                                                   "inference_gridsize": 16},
                                       "train": {"augment": True}},
                          aliases=("ptychopinn-unrolled",),
                          ffts_per_member=lambda cfg, extra_steps=0: 2 * (cfg.n_iterations
