@@ -130,10 +130,12 @@ def figure(payload: dict, path: Path) -> None:
             for i, name in enumerate(names):
                 pts = [p for p in payload["points"] if p["name"] == name]
                 # a CNN runs no FFT: drawn at 1 on the log axis, labelled
-                xs = [max(p[xkey], 1.0) for p in pts]
+                xs = [max(p[xkey], 1.0) if xkey == "ffts_per_pattern" else p[xkey]
+                      for p in pts]
                 ax.plot(xs, [p[part] for p in pts], "*", ms=11, color=f"C{i + 1}", label=name)
                 for x, p in zip(xs, pts, strict=True):
-                    label = p["setting"] + (" (0 FFTs)" if p[xkey] == 0 else "")
+                    label = p["setting"] + (" (0 FFTs)" if p["ffts_per_pattern"] == 0
+                                            and xkey == "ffts_per_pattern" else "")
                     ax.annotate(label, (x, p[part]), fontsize=6, textcoords="offset points",
                                 xytext=(4, -8))
             ax.set_xscale("log")
