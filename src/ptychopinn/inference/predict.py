@@ -255,8 +255,9 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
         **cond_info,
         **adapt_info,
     }
-    logger.info("reconstructed %d patterns in %.2f s (%.0f patterns/s, stitching %.0f%%)", m,
-                total, info["patterns_per_second"], 100 * info["stitch_fraction"])
+    logger.info("reconstructed %d patterns in %.2f s (%.0f patterns/s, stitching %.0f%%, "
+                "%.1f FFTs per pattern)", m, total, info["patterns_per_second"],
+                100 * info["stitch_fraction"], info["ffts_per_pattern"])
     return Reconstruction(obj, cov, frame.origin, info)
 
 
