@@ -24,7 +24,7 @@ from ptychopinn.training.bundle import load_bundle
 bundle = load_bundle(sys.argv[1])
 # the network's memory is per batch; a cheap stand-in keeps this test about the data path
 # (lazy reads, batching, stitching) at 400+ MiB of patterns
-bundle.model.predict_patches = lambda amp, offsets: (None, amp.to(torch.complex64))
+bundle.model.predict_patches = lambda amp, offsets, **kw: (None, amp.to(torch.complex64))
 r = reconstruct(bundle, sys.argv[2], InferConfig(batch_size=256, show_progress=False))
 assert r.info["n_patterns"] == int(sys.argv[3]) and float(r.coverage.max()) > 0
 # VmHWM is this process's own peak (ru_maxrss can carry the parent's RSS across the fork)

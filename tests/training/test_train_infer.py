@@ -130,6 +130,14 @@ def test_resume_continues_from_checkpoint_epoch(tmp_path, tiny_data):
     assert not [w for w in caught if "exists and is not empty" in str(w.message)], caught
     summary = json.loads((run / "summary.json").read_text())
     assert summary["resumed_from_epoch"] == 1 and res.epochs_completed == 3
+    # the epoch count travels in our own checkpoint entry, not in Lightning's loop state
+    from ptychopinn.training.checkpoint_io import load_state
+    from ptychopinn.training.module import CHECKPOINT_KEY, checkpoint_epochs
+
+    state = load_state(run / "checkpoints" / "last.ckpt")
+    assert state[CHECKPOINT_KEY] == {"epochs_completed": 3}
+    del state[CHECKPOINT_KEY]  # a checkpoint from before the entry: Lightning's epoch field
+    assert checkpoint_epochs(state) == 3
     import pandas as pd
 
     epochs = pd.read_csv(run / "metrics.csv")["epoch"].dropna().unique()

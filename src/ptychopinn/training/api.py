@@ -290,15 +290,15 @@ def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunCo
     start_epoch = 0
     if resume and ckpt.exists():
         from ptychopinn.training.checkpoint_io import load_state
+        from ptychopinn.training.module import checkpoint_epochs
 
-        state = load_state(ckpt)
-        start_epoch = int(state["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+        start_epoch = checkpoint_epochs(load_state(ckpt))
         logger.info("resuming %s from epoch %d", out_dir, start_epoch)
     previous = _read_csv(out_dir / "logs" / "metrics.csv") if start_epoch else []
     trainer.fit(module, train_dl, val_dl, ckpt_path=str(ckpt) if resume and ckpt.exists()
                 else None)
     seconds = time.perf_counter() - t0
-    epochs_done = _epochs_completed(trainer, ckpt)
+    epochs_done = _epochs_completed(trainer, module, ckpt)
     n_patterns = (epochs_done - start_epoch) * len(train_ds) * cfg.grouping.gridsize**2
     result_loss = trainer.callback_metrics.get("train/loss_epoch")
     if trainer.global_rank != 0:
@@ -405,16 +405,16 @@ def _position_outputs(positions: Any, data: PtychoData, pos_cfg: Any,
     return info
 
 
-def _epochs_completed(trainer: Any, ckpt: Path) -> int:
-    """Epochs finished; after ddp_spawn the main process's loop state is not restored by
-    Lightning (only weights and metrics), so the last checkpoint is consulted too."""
-    done = int(trainer.current_epoch)
+def _epochs_completed(trainer: Any, module: Any, ckpt: Path) -> int:
+    """Epochs finished: the module's own count; after ddp_spawn the main process's module is
+    not the one that trained (only weights and metrics come back), so the last checkpoint's
+    count is consulted too."""
+    done = int(module.epochs_completed)
     if trainer.world_size > 1 and trainer.global_rank == 0 and ckpt.exists():
         from ptychopinn.training.checkpoint_io import load_state
+        from ptychopinn.training.module import checkpoint_epochs
 
-        state = load_state(ckpt)
-        done = max(done, int(state["loops"]["fit_loop"]["epoch_progress"]["current"]
-                             ["processed"]))
+        done = max(done, checkpoint_epochs(load_state(ckpt)))
     return done
 
 

@@ -24,6 +24,19 @@ def supervised_mae(patches: Tensor, labels: Tensor) -> Tensor:
     return amp + dphi.abs().mean()
 
 
+#: Our entry in a training checkpoint: ``{"epochs_completed": int}``.
+CHECKPOINT_KEY = "ptychopinn"
+
+
+def checkpoint_epochs(checkpoint: dict) -> int:
+    """Epochs a training checkpoint has finished, from our own entry (checkpoints written
+    before it existed: Lightning's documented ``epoch`` field, the last epoch started)."""
+    own = checkpoint.get(CHECKPOINT_KEY)
+    if own is not None:
+        return int(own["epochs_completed"])
+    return int(checkpoint.get("epoch", -1)) + 1
+
+
 @dataclass(frozen=True)
 class ProbeRefinement:
     """Probe refinement options: ``lr`` (Adam), ``warmup_epochs`` with the probe fixed,
@@ -91,6 +104,10 @@ class ReconModule(L.LightningModule):
                                            bound=position_refinement.bound,
                                            affine=position_refinement.affine)
         self.save_hyperparameters(hparams or {})
+        #: training epochs finished (a cut-short last epoch counts), carried in our own
+        #: checkpoint entry (:data:`CHECKPOINT_KEY`) so a resumed run knows where it stands
+        #: without reading Lightning's private loop state
+        self.epochs_completed = 0
 
     def refined_probe(self) -> Tensor:
         """The current constrained probe (N, N) complex64 (detached), or the model's probe."""
@@ -174,6 +191,17 @@ class ReconModule(L.LightningModule):
             out["positions"] = (pr.warmup_epochs + (pr.affine_epochs if pr.affine else 0),
                                 pr.lr)
         return out
+
+    def on_train_epoch_end(self) -> None:
+        # runs before the checkpoint callback's hook (Lightning calls the module between the
+        # plain and the checkpointing callbacks), so the epoch's checkpoint counts it
+        self.epochs_completed += 1
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = {"epochs_completed": self.epochs_completed}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.epochs_completed = checkpoint_epochs(checkpoint)
 
     def on_train_epoch_start(self) -> None:
         """Warm-ups (probe, positions): a group's learning rate is 0 until its first epoch
