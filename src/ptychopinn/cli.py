@@ -85,7 +85,7 @@ def _cmd_convert(a: argparse.Namespace) -> int:
 
         data = convert_tike(a.source)
     elif a.format == "ptychodus":
-        from ptychopinn.interop.convert import convert_ptychodus
+        from ptychopinn.io.ptychodus import convert_ptychodus
 
         data = convert_ptychodus(a.source, values=a.values)
     else:  # npz, cxi: any file load_dataset reads (our NPZ/HDF5, a far-field CXI)

@@ -226,9 +226,14 @@ def _snapshot_every(text: str | None, epochs: int) -> int | None:
 
 def _cmd_export(a: argparse.Namespace) -> int:
     from ptychopinn.inference.predict import load_reconstruction
-    from ptychopinn.interop.ptychodus_io import product_from_reconstruction, write_product
     from ptychopinn.io.dataset import load_dataset
+    from ptychopinn.io.ptychodus import (
+        product_from_reconstruction,
+        require_ptychodus,
+        write_product,
+    )
 
+    require_ptychodus("export --format ptychodus", a.out)
     recon = load_reconstruction(a.recon)
     data = load_dataset(a.data)
     refined = (a.recon if a.recon.is_dir() else a.recon.parent) / "positions.npz"

@@ -72,8 +72,9 @@ def test_planted_scale_is_recovered():
 
 
 def test_refined_positions_survive_export_and_reimport(tmp_path):
-    from ptychopinn.interop.ptychodus_io import read_product, reconstruction_from_product
+    pytest.importorskip("ptychodus")
     from ptychopinn.io.native import with_positions
+    from ptychopinn.io.ptychodus import read_product, reconstruction_from_product
     from ptychopinn.io.reconstruction import load_reconstruction
 
     scan = save_dataset(simulate(SimulationConfig(**SCAN, position_error=1.0)),

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ptychopinn.cli import main
 from ptychopinn.inference.predict import Reconstruction, save_reconstruction
-from ptychopinn.interop.convert import convert_ptychodus
-from ptychopinn.interop.ptychodus_io import read_product, reconstruction_from_product
 from ptychopinn.io.dataset import save_dataset
+from ptychopinn.io.ptychodus import (
+    convert_ptychodus,
+    far_field_pixel_size_m,
+    product_from_reconstruction,
+    read_product,
+    reconstruction_from_product,
+    write_batch_directory,
+)
+
+pytest.importorskip("ptychodus")
 
 
 def test_export_reconstruction_to_product_and_back(tmp_path, tiny_data, capsys):
@@ -29,12 +38,6 @@ def test_export_reconstruction_to_product_and_back(tmp_path, tiny_data, capsys):
 
 
 def test_convert_ptychodus_batch_directory(tmp_path, tiny_data):
-    from ptychopinn.interop.ptychodus_io import (
-        far_field_pixel_size_m,
-        product_from_reconstruction,
-        write_batch_directory,
-    )
-
     n = tiny_data.patch_size
     kw = {"photon_energy_eV": 8000.0, "detector_object_distance_m": 2.0}
     px = far_field_pixel_size_m(8000.0, 2.0, 75e-6, n)

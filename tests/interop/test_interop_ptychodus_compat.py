@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ptychopinn.interop import ptychodus_io as pio
+from ptychopinn.io import ptychodus as pio
 
 pytest.importorskip("ptychodus")
 
@@ -290,17 +290,33 @@ def test_batch_directory_pairs_like_ptychodus(tmp_path: Path) -> None:
     save_product(directory / "product.h5", product)
 
     expected = prepare_reconstruct_input(assembled, product)
-    intensities, rc, probe, shape, meta = pio.read_batch_directory(directory)
+    intensities, bad, paired, meta = pio.read_batch_directory(directory)
 
     np.testing.assert_array_equal(intensities, expected.diffraction_patterns)
-    np.testing.assert_array_equal(meta["indexes"], expected.product.probe_positions.get_indexes())
-    geometry = product.object_.get_geometry()
-    px_x = geometry.map_probe_positions_to_object_x_px(expected.product.probe_positions)
-    px_y = geometry.map_probe_positions_to_object_y_px(expected.product.probe_positions)
-    np.testing.assert_allclose(rc, np.stack([px_y, px_x], 1) + 0.5, rtol=0, atol=1e-9)
-    np.testing.assert_array_equal(probe, product.probes.get_array()[0, 0])
-    assert shape == (72, 80)
+    np.testing.assert_array_equal(bad, expected.bad_pixels)
+    positions = expected.product.probe_positions
+    np.testing.assert_array_equal(meta["indexes"], positions.get_indexes())
+    np.testing.assert_array_equal(paired.probe_position_indexes, positions.get_indexes())
+    np.testing.assert_allclose(paired.probe_position_x_m, positions.get_coordinates_x_m(),
+                               rtol=1e-15, atol=0)
+    np.testing.assert_allclose(paired.probe_position_y_m, positions.get_coordinates_y_m(),
+                               rtol=1e-15, atol=0)
     assert (meta["n_dropped"], meta["n_interpolated"], meta["n_averaged"]) == (2, 2, 1)
+
+    # the batch reader and the reconstructor plugin's input give the same dataset
+    data = pio.dataset_from_batch_directory(directory)
+    geometry = product.object_.get_geometry()
+    px_x = geometry.map_probe_positions_to_object_x_px(positions)
+    px_y = geometry.map_probe_positions_to_object_y_px(positions)
+    np.testing.assert_allclose(data.positions, np.stack([px_y, px_x], 1) + 0.5, rtol=0,
+                               atol=1e-9)
+    np.testing.assert_array_equal(data.probe, product.probes.get_array()[0, 0])
+    assert data.obj.shape == (72, 80)
+    theirs = pio.dataset_from_product(expected.product, expected.diffraction_patterns,
+                                      expected.bad_pixels)
+    for name in ("diffraction", "positions", "probe", "obj"):
+        np.testing.assert_allclose(getattr(data, name), getattr(theirs, name), rtol=1e-12,
+                                   atol=1e-12, err_msg=name)
 
 
 def test_ptychodus_pinn_npz_export_reads_as_amplitudes(tmp_path: Path) -> None:

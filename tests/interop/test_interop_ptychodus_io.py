@@ -1,7 +1,8 @@
-"""Ptychodus I/O without the ptychodus package: round trips, conventions, refusals."""
+"""Ptychodus I/O: round trips, conventions, refusals (file I/O through the ptychodus package)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -9,7 +10,11 @@ import h5py
 import numpy as np
 import pytest
 
-from ptychopinn.interop import ptychodus_io as pio
+from ptychopinn.errors import PtychoInputError
+from ptychopinn.io import ptychodus as pio
+
+needs_ptychodus = pytest.mark.skipif(importlib.util.find_spec("ptychodus") is None,
+                                     reason="ptychodus not installed")
 
 
 def _complex(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -44,7 +49,7 @@ def make_product(seed: int = 0, *, layers: int = 1, opr: int = 1, modes: int = 1
         loss_values=np.array([3.0, 2.0, 1.5]),
         opr_weights=rng.standard_normal((p, opr)) if opr > 1 else None,
         probe_photon_counts=rng.uniform(0, 10, p),
-        polarization="linear_horizontal",
+        polarization="left_circular",
         extra_attrs={"beamline": "2-ID-D"},
     )
 
@@ -60,6 +65,7 @@ def assert_products_equal(a: pio.PtychodusProduct, b: pio.PtychodusProduct) -> N
             assert va == vb, name
 
 
+@needs_ptychodus
 @pytest.mark.parametrize(("layers", "opr", "modes"), [(1, 1, 1), (2, 3, 2)])
 def test_write_read_round_trip_is_exact(tmp_path: Path, layers: int, opr: int, modes: int) -> None:
     product = make_product(layers=layers, opr=opr, modes=modes)
@@ -71,6 +77,7 @@ def test_write_read_round_trip_is_exact(tmp_path: Path, layers: int, opr: int, m
     assert back.object.shape == (layers, 40, 48)
 
 
+@needs_ptychodus
 def test_written_layout_matches_ptychodus_names(tmp_path: Path) -> None:
     path = pio.write_product(make_product(), tmp_path / "p.h5")
     with h5py.File(path, "r") as h5:
@@ -113,6 +120,7 @@ def test_written_layout_matches_ptychodus_names(tmp_path: Path) -> None:
         assert set(h5["probe"].attrs) == {"pixel_width_m", "pixel_height_m"}
 
 
+@needs_ptychodus
 def test_legacy_energy_and_defaults(tmp_path: Path) -> None:
     path = pio.write_product(make_product(), tmp_path / "p.h5")
     with h5py.File(path, "r+") as h5:
@@ -132,39 +140,55 @@ def test_legacy_energy_and_defaults(tmp_path: Path) -> None:
     assert back.probe_pixel_width_m == back.object_pixel_width_m
 
 
-def test_missing_key_gives_one_line_error(tmp_path: Path) -> None:
+def _refused_by_ptychodus(path: Path, loader: str) -> None:
+    """Ptychodus's own loader refuses ``path`` (so we must too)."""
+    import ptychodus.api.io as ptychodus_io
+
+    with pytest.raises((KeyError, ValueError, TypeError, OSError)):
+        getattr(ptychodus_io, loader)(path)
+
+
+@needs_ptychodus
+@pytest.mark.parametrize(("dataset", "attr"), [
+    ("probe_position_x_m", None),  # a required dataset
+    (None, "detector_object_distance_m"),  # a required root attribute
+    ("object", "center_y_m"),  # a required attribute of the object
+])
+def test_product_ptychodus_refuses_is_refused_in_one_line(tmp_path: Path, dataset: str | None,
+                                                          attr: str | None) -> None:
     path = pio.write_product(make_product(), tmp_path / "p.h5")
     with h5py.File(path, "r+") as h5:
-        del h5["probe_position_x_m"]
-    with pytest.raises(ValueError) as info:
+        if attr is None:
+            del h5[dataset]
+        else:
+            del (h5 if dataset is None else h5[dataset]).attrs[attr]
+    _refused_by_ptychodus(path, "load_product")
+    with pytest.raises(PtychoInputError) as info:
         pio.read_product(path)
-    assert str(info.value) == (
-        f"{path}: Ptychodus file is missing dataset 'probe_position_x_m'; "
-        "expected (P,) probe-centre x positions in metres"
-    )
+    message = str(info.value)
+    assert message.startswith(f"{path}: ptychodus cannot read this product file (")
+    assert "\n" not in message and (attr or dataset) in message
 
 
-def test_missing_energy_and_object_attr_errors(tmp_path: Path) -> None:
+@needs_ptychodus
+def test_missing_energy_is_refused(tmp_path: Path) -> None:
     path = pio.write_product(make_product(), tmp_path / "p.h5")
     with h5py.File(path, "r+") as h5:
         del h5.attrs["photon_energy_eV"]
-    with pytest.raises(ValueError, match="photon_energy_eV") as info:
+    _refused_by_ptychodus(path, "load_product")
+    with pytest.raises(PtychoInputError, match="photon_energy_eV") as info:
         pio.read_product(path)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
 
-    path = pio.write_product(make_product(), tmp_path / "q.h5")
-    with h5py.File(path, "r+") as h5:
-        del h5["object"].attrs["center_y_m"]
-    with pytest.raises(ValueError, match=r"'object' is missing attribute 'center_y_m'"):
-        pio.read_product(path)
 
-
+@needs_ptychodus
 def test_bad_content_is_refused_with_file_and_key(tmp_path: Path) -> None:
+    # ptychodus's loader zips the position datasets (keeping 3 of 12 here); we refuse
     path = pio.write_product(make_product(), tmp_path / "p.h5")
     with h5py.File(path, "r+") as h5:
         del h5["probe_position_y_m"]
         h5["probe_position_y_m"] = np.zeros(3)
-    with pytest.raises(ValueError, match=r"p\.h5: .*lengths differ") as info:
+    with pytest.raises(PtychoInputError, match=r"p\.h5: .*lengths differ \(12, 12, 3\)") as info:
         pio.read_product(path)
     assert "probe_position_y_m" in str(info.value)
 
@@ -174,15 +198,59 @@ def test_bad_content_is_refused_with_file_and_key(tmp_path: Path) -> None:
         del h5["object"]
         h5["object"] = np.ones((4, 4))
         h5["object"].attrs.update(attrs)
-    with pytest.raises(ValueError, match=r"r\.h5: .*'object': expected a complex array"):
+    _refused_by_ptychodus(path, "load_product")
+    with pytest.raises(PtychoInputError, match=r"r\.h5: ptychodus cannot read .*complex"):
         pio.read_product(path)
 
     not_h5 = tmp_path / "x.h5"
     not_h5.write_text("hello")
-    with pytest.raises(ValueError, match=r"x\.h5: not a readable HDF5 file"):
+    with pytest.raises(PtychoInputError, match=r"x\.h5: ptychodus cannot read this product file"):
         pio.read_product(not_h5)
     with pytest.raises(FileNotFoundError):
         pio.read_product(tmp_path / "absent.h5")
+
+
+@needs_ptychodus
+def test_product_ptychodus_cannot_hold_is_refused(tmp_path: Path) -> None:
+    product = make_product()
+    bad = pio.PtychodusProduct(
+        **{**{k: getattr(product, k) for k in pio.PtychodusProduct.__dataclass_fields__},
+           "polarization": "linear_horizontal"})
+    with pytest.raises(PtychoInputError) as info:
+        pio.write_product(bad, tmp_path / "p.h5")
+    assert str(info.value) == (
+        f"{tmp_path / 'p.h5'}: key 'polarization': 'linear_horizontal' is not a Ptychodus "
+        "polarization; expected one of 'left_circular', 'right_circular' or None")
+    assert not list(tmp_path.iterdir())  # nothing written, no temp file left
+
+
+def test_ptychodus_io_without_ptychodus_names_the_extra(tmp_path: Path, monkeypatch) -> None:
+    """Without the package, every Ptychodus file read/write is refused in one line."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "ptychodus" else find_spec(name, *args))
+    (tmp_path / "product.h5").write_bytes(b"")
+    (tmp_path / "diffraction.h5").write_bytes(b"")
+    product = make_product()
+    calls = {
+        "reading a Ptychodus product": lambda: pio.read_product(tmp_path / "product.h5"),
+        "writing a Ptychodus product": lambda: pio.write_product(product, tmp_path / "p.h5"),
+        "reading a Ptychodus diffraction file":
+            lambda: pio.read_diffraction_file(tmp_path / "diffraction.h5"),
+        "writing a Ptychodus diffraction file": lambda: pio.write_diffraction_file(
+            tmp_path / "d.h5", np.ones((2, 8, 8)), detector_pixel_width_m=1e-4,
+            detector_pixel_height_m=1e-4),
+    }
+    for what, call in calls.items():
+        with pytest.raises(PtychoInputError) as info:
+            call()
+        message = str(info.value)
+        assert message.endswith(f"{what} needs the ptychodus package (>= 1.7), which is not "
+                                "installed: pip install 'ptychopinn[ptychodus]'")
+        assert str(tmp_path) in message and "\n" not in message
+    with pytest.raises(PtychoInputError, match=r"pip install 'ptychopinn\[ptychodus\]'"):
+        pio.dataset_from_batch_directory(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["diffraction.h5", "product.h5"]
 
 
 def test_product_is_immutable() -> None:
@@ -243,6 +311,7 @@ def test_position_conversion_round_trip(probe_shape: tuple[int, int] | None) -> 
     np.testing.assert_allclose(rc2, rc, rtol=0, atol=1e-9)
 
 
+@needs_ptychodus
 def test_reconstruction_product_round_trip(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     obj = _complex(rng, (70, 90))
@@ -294,6 +363,7 @@ def test_reconstruction_refuses_probe_off_object_grid() -> None:
         pio.reconstruction_from_product(bad)
 
 
+@needs_ptychodus
 def test_diffraction_file_round_trip(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     patterns = rng.poisson(5.0, (6, 8, 8)).astype(np.uint16)
@@ -320,15 +390,25 @@ def test_diffraction_file_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(idx_part, [12, 13])
 
 
-def test_diffraction_file_missing_key(tmp_path: Path) -> None:
+@needs_ptychodus
+def test_diffraction_file_ptychodus_refuses_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "diffraction.h5"
-    with h5py.File(path, "w") as h5:
+    with h5py.File(path, "w") as h5:  # no indexes, no bad pixels, no detector pixel size
         h5["patterns"] = np.zeros((2, 4, 4))
-    with pytest.raises(ValueError) as info:
+    _refused_by_ptychodus(path, "load_diffraction_data")
+    with pytest.raises(PtychoInputError) as info:
         pio.read_diffraction_file(path)
-    assert str(info.value) == (
-        f"{path}: Ptychodus file is missing dataset 'indexes'; expected (n,) integer scan indexes"
-    )
+    assert str(info.value).startswith(f"{path}: ptychodus cannot read this diffraction file (")
+    assert "indexes" in str(info.value) and "\n" not in str(info.value)
+
+    # a file from Ptychodus < 1.7 (no detector pixel size) is refused, as Ptychodus does
+    pio.write_diffraction_file(path, np.ones((3, 4, 4), np.float32),
+                               detector_pixel_width_m=1e-4, detector_pixel_height_m=1e-4)
+    with h5py.File(path, "r+") as h5:
+        del h5["patterns"].attrs["detector_pixel_width_m"]
+    _refused_by_ptychodus(path, "load_diffraction_data")
+    with pytest.raises(PtychoInputError, match=r"diffraction\.h5: .*detector_pixel_width_m"):
+        pio.read_diffraction_file(path)
 
 
 def _batch_dir(tmp_path: Path, *, n: int = 10, size: int = 16) -> tuple[Path, np.ndarray]:
@@ -356,28 +436,37 @@ def _batch_dir(tmp_path: Path, *, n: int = 10, size: int = 16) -> tuple[Path, np
     return directory, positions
 
 
+@needs_ptychodus
 def test_batch_directory_round_trip(tmp_path: Path) -> None:
     directory, positions = _batch_dir(tmp_path)
     assert sorted(p.name for p in directory.iterdir()) == ["diffraction.h5", "product.h5"]
-    intensities, rc, probe, shape, meta = pio.read_batch_directory(directory)
+    intensities, bad, product, meta = pio.read_batch_directory(directory)
     assert intensities.shape == (10, 16, 16) and intensities.dtype == np.float32
-    assert shape == (64, 64) and probe.shape == (16, 16)
-    np.testing.assert_allclose(rc, positions, atol=1e-9)
+    assert bad.shape == (16, 16) and not bad.any()
+    assert product.object_shape == (64, 64) and product.probe_shape == (16, 16)
+    np.testing.assert_array_equal(product.probe_position_indexes, np.arange(10) + 100)
     np.testing.assert_array_equal(meta["indexes"], np.arange(10) + 100)
     assert meta["values"] == "intensity" and meta["n_dropped"] == 0
+    data = pio.dataset_from_batch_directory(directory)
+    np.testing.assert_allclose(data.positions, positions, atol=1e-9)
+    np.testing.assert_allclose(data.diffraction, np.sqrt(intensities), rtol=1e-6)
+    assert data.obj.shape == (64, 64) and data.metadata["object_shape"] == [64, 64]
 
 
+@needs_ptychodus
 def test_batch_directory_accepts_legacy_product_name(tmp_path: Path) -> None:
     directory, positions = _batch_dir(tmp_path)
     (directory / "product.h5").rename(directory / "product-in.h5")
-    _, rc, _, _, meta = pio.read_batch_directory(directory)
-    np.testing.assert_allclose(rc, positions, atol=1e-9)
+    *_, meta = pio.read_batch_directory(directory)
+    np.testing.assert_allclose(pio.dataset_from_batch_directory(directory).positions, positions,
+                               atol=1e-9)
     assert meta["product_file"].endswith("product-in.h5")
     (directory / "product-in.h5").unlink()
     with pytest.raises(FileNotFoundError, match="no product.h5"):
         pio.read_batch_directory(directory)
 
 
+@needs_ptychodus
 def test_batch_directory_refuses_probe_size_mismatch(tmp_path: Path) -> None:
     directory, _ = _batch_dir(tmp_path)
     pio.write_diffraction_file(
@@ -387,8 +476,8 @@ def test_batch_directory_refuses_probe_size_mismatch(tmp_path: Path) -> None:
         detector_pixel_width_m=1e-4,
         detector_pixel_height_m=1e-4,
     )
-    with pytest.raises(ValueError, match=r"product\.h5: 'probe' is 16x16 but .* are 8x8"):
-        pio.read_batch_directory(directory)
+    with pytest.raises(PtychoInputError, match=r"batch: 'probe' is 16x16 but .* are 8x8"):
+        pio.dataset_from_batch_directory(directory)
 
 
 def _npz(tmp_path: Path, name: str, **extra: np.ndarray) -> tuple[Path, dict[str, np.ndarray]]:

@@ -32,7 +32,6 @@ from ptychopinn.config import RunConfig  # noqa: E402
 from ptychopinn.data.simulate import SimulationConfig, simulate  # noqa: E402
 from ptychopinn.inference.predict import InferConfig  # noqa: E402
 from ptychopinn.inference.predict import reconstruct as predict_reconstruct  # noqa: E402
-from ptychopinn.interop.ptychodus_io import far_field_pixel_size_m  # noqa: E402
 from ptychopinn.interop.ptychodus_reconstructor import (  # noqa: E402
     LIBRARY_NAME,
     PtychopinnReconstructor,
@@ -41,6 +40,7 @@ from ptychopinn.interop.ptychodus_reconstructor import (  # noqa: E402
     ptychodata_from_input,
 )
 from ptychopinn.io.dataset import load_dataset  # noqa: E402
+from ptychopinn.io.ptychodus import far_field_pixel_size_m  # noqa: E402
 from ptychopinn.training.bundle import load_bundle  # noqa: E402
 
 N = 32
@@ -347,7 +347,7 @@ def test_import_without_ptychodus_is_one_clear_line(monkeypatch) -> None:
 
 def test_package_import_does_not_import_ptychodus() -> None:
     code = (
-        "import sys, ptychopinn, ptychopinn.interop, ptychopinn.interop.convert; "
+        "import sys, ptychopinn, ptychopinn.interop, ptychopinn.io.ptychodus; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ptychodus'))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

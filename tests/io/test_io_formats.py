@@ -19,6 +19,7 @@ from ptychopinn.io.ptychodus import (
 
 
 def test_load_dataset_detects_npz_hdf5_and_batch_directory(tmp_path, tiny_data) -> None:
+    pytest.importorskip("ptychodus")
     n = tiny_data.patch_size
     px = far_field_pixel_size_m(8000.0, 2.0, 75e-6, n)
     prod = product_from_reconstruction(tiny_data.obj, tiny_data.probe, tiny_data.positions,

@@ -1,47 +1,10 @@
-"""ptychopinn.interop: exchange with other ptychography software (Ptychodus, ...).
+"""ptychopinn.interop: the Ptychodus reconstructor plugin,
+:mod:`ptychopinn.interop.ptychodus_reconstructor` (needs ``pip install 'ptychopinn[ptychodus]'``).
 
-See :mod:`ptychopinn.io.ptychodus` for the Ptychodus (>= 1.7) file layouts and the
-position conventions. Nothing here imports ``ptychodus``.
+The Ptychodus file formats and the conversion to datasets live in :mod:`ptychopinn.io.ptychodus`.
+Importing this package imports neither the plugin nor ``ptychodus``.
 """
 
 from __future__ import annotations
 
-from .ptychodus_io import (
-    DIFFRACTION_FILE_NAME,
-    LEGACY_PRODUCT_FILE_NAMES,
-    PRODUCT_FILE_NAME,
-    PtychodusProduct,
-    far_field_pixel_size_m,
-    positions_m_to_px,
-    positions_px_to_m,
-    probe_centre_offset,
-    product_from_reconstruction,
-    read_batch_directory,
-    read_diffraction_file,
-    read_product,
-    read_ptychodus_npz,
-    reconstruction_from_product,
-    write_batch_directory,
-    write_diffraction_file,
-    write_product,
-)
-
-__all__ = [
-    "DIFFRACTION_FILE_NAME",
-    "LEGACY_PRODUCT_FILE_NAMES",
-    "PRODUCT_FILE_NAME",
-    "PtychodusProduct",
-    "far_field_pixel_size_m",
-    "positions_m_to_px",
-    "positions_px_to_m",
-    "probe_centre_offset",
-    "product_from_reconstruction",
-    "read_batch_directory",
-    "read_diffraction_file",
-    "read_product",
-    "read_ptychodus_npz",
-    "reconstruction_from_product",
-    "write_batch_directory",
-    "write_diffraction_file",
-    "write_product",
-]
+__all__: list[str] = []

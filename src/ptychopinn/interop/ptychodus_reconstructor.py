@@ -62,12 +62,11 @@ from ptychopinn.data.container import PtychoData
 from ptychopinn.errors import PtychoInputError
 from ptychopinn.inference.adapt import AdaptConfig
 from ptychopinn.inference.predict import InferConfig
-from ptychopinn.interop.ptychodus_io import (
+from ptychopinn.io.ptychodus import (
     DIFFRACTION_FILE_NAME,
-    amplitudes_from_counts,
-    reconstruction_from_product,
+    dataset_from_batch_directory,
+    dataset_from_product,
 )
-from ptychopinn.io.ptychodus.bridge import product_from_ptychodus  # re-exported
 from ptychopinn.iterative.ptychi_backend import IterativeConfig
 from ptychopinn.training.bundle import Bundle
 
@@ -80,7 +79,6 @@ __all__ = [
     "PtychopinnReconstructorLibrary",
     "default_run_config",
     "install_in_ptychodus",
-    "product_from_ptychodus",
     "ptychodata_from_input",
 ]
 
@@ -119,11 +117,10 @@ def default_run_config() -> RunConfig:
 def ptychodata_from_input(parameters: ReconstructInput) -> PtychoData:
     """Build a ptychopinn dataset from a Ptychodus ``ReconstructInput``.
 
-    The conversions are those of ``ptychopinn convert --format ptychodus``: positions through
-    :func:`~ptychopinn.interop.ptychodus_io.reconstruction_from_product` (metres -> object
-    pixels of the product's object, + 0.5 px for even N), patterns through
-    :func:`~ptychopinn.interop.ptychodus_io.amplitudes_from_counts` (bad pixels zeroed, then
-    ``sqrt``; Ptychodus patterns are already DC-centred), first probe mode, first object layer.
+    :func:`~ptychopinn.io.ptychodus.dataset_from_product`, the conversion that
+    ``ptychopinn convert --format ptychodus`` and ``load_dataset`` use for a batch directory:
+    positions in object pixels of the product's object (+ 0.5 px for even N), bad pixels
+    zeroed, amplitudes ``sqrt(counts)``, first probe mode, first object layer.
 
     Parameters
     ----------
@@ -135,58 +132,21 @@ def ptychodata_from_input(parameters: ReconstructInput) -> PtychoData:
     -------
     PtychoData
         ``diffraction`` (M, N, N) float32 amplitudes, ``positions`` (M, 2) float64 (row, col),
-        ``probe`` (N, N) complex64, ``obj`` (H, W) complex64 (the product's object, layer 0),
-        ``metadata["object_shape"]`` = (H, W), so reconstructions land on the product's grid.
+        ``probe`` (N, N) complex64, ``obj`` (H, W) complex64, ``metadata["object_shape"]`` =
+        (H, W), so reconstructions land on the product's grid.
 
     Raises
     ------
-    ValueError
-        One line for non-square patterns, a pattern/position count mismatch, a probe whose size
-        differs from the patterns, a probe not on the object grid, or invalid counts.
+    PtychoInputError
+        One line (``Ptychodus input '<name>': ...``) for non-square patterns, a
+        pattern/position count mismatch, a probe whose size differs from the patterns, a probe
+        not on the object grid, or invalid counts.
     """
     name = parameters.product.metadata.name
-    where = f"Ptychodus input {name!r}"
-    product = product_from_ptychodus(parameters.product)
-    try:
-        obj, probe, positions = reconstruction_from_product(product)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-    patterns = np.asarray(parameters.diffraction_patterns)
-    if patterns.ndim != 3 or patterns.shape[1] != patterns.shape[2]:
-        raise ValueError(f"{where}: diffraction patterns are {patterns.shape}; expected (M, N, N)")
-    if patterns.shape[0] != positions.shape[0]:
-        raise ValueError(
-            f"{where}: {patterns.shape[0]} patterns but {positions.shape[0]} probe positions; "
-            "expected one position per pattern (ptychodus prepare_reconstruct_input)"
-        )
-    if probe.shape != patterns.shape[1:]:
-        raise ValueError(
-            f"{where}: probe is {probe.shape[0]}x{probe.shape[1]} but patterns are "
-            f"{patterns.shape[1]}x{patterns.shape[2]}; expected equal sizes"
-        )
-    bad = parameters.bad_pixels
-    amplitudes = amplitudes_from_counts(patterns, bad, where=where)
-    metadata = {
-        "units": {"diffraction": "sqrt(photon counts)", "positions": "object pixels"},
-        "diffraction_values": "amplitude",
-        "provenance": f"Ptychodus ReconstructInput (product {name!r})",
-        "object_shape": [int(obj.shape[0]), int(obj.shape[1])],
-        "photon_energy_eV": product.photon_energy_eV,
-        "detector_object_distance_m": product.detector_object_distance_m,
-        "object_pixel_size_m": [product.object_pixel_height_m, product.object_pixel_width_m],
-        "object_center_m": [product.object_center_x_m, product.object_center_y_m],
-        "n_bad_pixels": 0 if bad is None else int(np.count_nonzero(bad)),
-        "position_convention": "ptychopinn patch centre (probe index N//2), object pixels",
-    }
-    return PtychoData(
-        diffraction=amplitudes,
-        positions=positions,
-        probe=probe,
-        obj=obj,
-        scan_index=np.zeros(positions.shape[0], np.int64),
-        metadata=metadata,
-        source=where,
-    )
+    return dataset_from_product(
+        parameters.product, parameters.diffraction_patterns, parameters.bad_pixels,
+        where=f"Ptychodus input {name!r}",
+        provenance=f"Ptychodus ReconstructInput (product {name!r})")
 
 
 def _training_source(input_path: Path) -> PtychoData | Path:
@@ -198,9 +158,7 @@ def _training_source(input_path: Path) -> PtychoData | Path:
     if (input_path / TRAIN_DATA_FILE_NAME).is_file():
         return input_path / TRAIN_DATA_FILE_NAME
     if (input_path / DIFFRACTION_FILE_NAME).is_file():
-        from ptychopinn.interop.convert import convert_ptychodus
-
-        return convert_ptychodus(input_path)
+        return dataset_from_batch_directory(input_path)
     found = sorted(input_path.glob("*.npz"))
     if len(found) == 1:
         return found[0]

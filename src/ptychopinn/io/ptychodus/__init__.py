@@ -1,18 +1,22 @@
 """Ptychodus (>= 1.7) file formats: products, diffraction files, batch directories, NPZ export.
 
-One module per concern: :mod:`~ptychopinn.io.ptychodus.product` (``product.h5``),
-:mod:`~ptychopinn.io.ptychodus.diffraction` (``diffraction.h5``),
+One module per concern: :mod:`~ptychopinn.io.ptychodus.files` (``product.h5`` and
+``diffraction.h5``, read and written through the ``ptychodus`` package),
+:mod:`~ptychopinn.io.ptychodus.container` (the :class:`PtychodusProduct` record),
+:mod:`~ptychopinn.io.ptychodus.product` (products <-> ptychopinn arrays),
 :mod:`~ptychopinn.io.ptychodus.geometry` (position conventions, far-field sampling),
 :mod:`~ptychopinn.io.ptychodus.batch` (batch input directories),
 :mod:`~ptychopinn.io.ptychodus.npz_export` (Ptychodus's PtychoPINN NPZ) and
-:mod:`~ptychopinn.io.ptychodus.dataset` (all of these as a
+:mod:`~ptychopinn.io.ptychodus.dataset` (:func:`dataset_from_product`, the one conversion to a
 :class:`~ptychopinn.data.container.PtychoData`).
 
-When the ``ptychodus`` package is installed, product and diffraction files are read and written
-through its own ``ptychodus.api.io`` (``backend="auto"``); the plain h5py implementation is the
-fallback, and reads a file that Ptychodus's loader refuses (older layouts) or names the offending
-key in one line. Importing this package never imports ``ptychodus``. The layouts were checked
-against the ``ptychodus`` 1.7.0 sources (``ptychodus.api.io``):
+Product and diffraction files are read and written only through Ptychodus's own
+``ptychodus.api.io`` (what its HDF5 file plugins call), so a file Ptychodus refuses is refused
+here too, in one line naming the file. Without the ``ptychodus`` package that I/O is refused in
+one line naming the extra (``pip install 'ptychopinn[ptychodus]'``); the geometry functions,
+:class:`PtychodusProduct` and :func:`read_ptychodus_npz` need no Ptychodus. Importing this package
+never imports ``ptychodus``. The layouts below are those of the ``ptychodus`` 1.7.0 sources
+(``ptychodus.api.io``):
 
 Product HDF5 (``load_product`` / ``save_product``)
     A flat file. Root attributes ``name``, ``comments``, ``detector_object_distance_m``,
@@ -76,15 +80,22 @@ from ptychopinn.io.ptychodus.batch import (
     read_batch_directory,
     write_batch_directory,
 )
+from ptychopinn.io.ptychodus.container import PtychodusProduct
 from ptychopinn.io.ptychodus.dataset import (
+    amplitudes_from_counts,
     convert_ptychodus,
     dataset_from_batch_directory,
+    dataset_from_product,
     dataset_from_ptychodus_npz,
 )
-from ptychopinn.io.ptychodus.diffraction import (
-    amplitudes_from_counts,
+from ptychopinn.io.ptychodus.files import (
+    product_from_ptychodus,
+    product_to_ptychodus,
     read_diffraction_file,
+    read_product,
+    require_ptychodus,
     write_diffraction_file,
+    write_product,
 )
 from ptychopinn.io.ptychodus.geometry import (
     far_field_pixel_size_m,
@@ -94,11 +105,8 @@ from ptychopinn.io.ptychodus.geometry import (
 )
 from ptychopinn.io.ptychodus.npz_export import read_ptychodus_npz
 from ptychopinn.io.ptychodus.product import (
-    PtychodusProduct,
     product_from_reconstruction,
-    read_product,
     reconstruction_from_product,
-    write_product,
 )
 
 __all__ = [
@@ -109,17 +117,21 @@ __all__ = [
     "amplitudes_from_counts",
     "convert_ptychodus",
     "dataset_from_batch_directory",
+    "dataset_from_product",
     "dataset_from_ptychodus_npz",
     "far_field_pixel_size_m",
     "positions_m_to_px",
     "positions_px_to_m",
     "probe_centre_offset",
+    "product_from_ptychodus",
     "product_from_reconstruction",
+    "product_to_ptychodus",
     "read_batch_directory",
     "read_diffraction_file",
     "read_product",
     "read_ptychodus_npz",
     "reconstruction_from_product",
+    "require_ptychodus",
     "write_batch_directory",
     "write_diffraction_file",
     "write_product",

@@ -1,5 +1,6 @@
 """HDF5 names of the Ptychodus 1.7 product and diffraction files (``ProductFileKeys`` /
-``DiffractionFileKeys``)."""
+``DiffractionFileKeys``), for validation messages and to tell a product's unknown root
+attributes apart, without importing ``ptychodus``."""
 
 from __future__ import annotations
 
@@ -19,15 +20,11 @@ FAR_FIELD = "far_field"
 POLARIZATION = "polarization"
 PROBE = "probe"
 OPR_WEIGHTS = "opr_weights"
-PIXEL_WIDTH = "pixel_width_m"
-PIXEL_HEIGHT = "pixel_height_m"
 POSITION_INDEXES = "probe_position_indexes"
 POSITION_X = "probe_position_x_m"
 POSITION_Y = "probe_position_y_m"
 POSITION_PHOTON_COUNTS = "probe_photon_counts"
 OBJECT = "object"
-CENTER_X = "center_x_m"
-CENTER_Y = "center_y_m"
 LAYER_SPACING = "object_layer_spacing_m"
 LOSS_EPOCHS = "loss_epochs"
 LOSS_VALUES = "loss_values"
@@ -52,6 +49,5 @@ KNOWN_ROOT_ATTRS = frozenset(
 
 PATTERNS = "patterns"
 INDEXES = "indexes"
-BAD_PIXELS = "bad_pixels"
 DETECTOR_PIXEL_WIDTH = "detector_pixel_width_m"
 DETECTOR_PIXEL_HEIGHT = "detector_pixel_height_m"

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ptychopinn.errors import PtychoInputError
 from ptychopinn.io.ptychodus import _keys as k
-from ptychopinn.io.ptychodus.diffraction import (
-    check_counts,
+from ptychopinn.io.ptychodus.container import PtychodusProduct
+from ptychopinn.io.ptychodus.files import (
     read_diffraction_file,
-    write_diffraction_file,
-)
-from ptychopinn.io.ptychodus.geometry import positions_m_to_px
-from ptychopinn.io.ptychodus.product import (
-    PtychodusProduct,
-    check_probe_on_object_grid,
     read_product,
+    write_diffraction_file,
     write_product,
 )
 
@@ -65,15 +62,18 @@ def pair_positions(
     return rows, x_m, y_m, stats
 
 
-
 def read_batch_directory(
     directory: str | os.PathLike[str],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int], dict[str, Any]]:
-    """Read a Ptychodus batch input directory for a ptychopinn reconstruction.
+) -> tuple[np.ndarray, np.ndarray, PtychodusProduct, dict[str, Any]]:
+    """Read a Ptychodus batch input directory, patterns paired with positions by scan index.
 
     A batch input directory (what ``ptychodus -b reconstruct -i DIR -o OUT`` and its Globus /
     remote workflows consume) holds ``diffraction.h5`` and ``product.h5`` (``product-in.h5`` for
-    Ptychodus < 1.7), optionally ``settings.ini`` and ``model<ext>``.
+    Ptychodus < 1.7), optionally ``settings.ini`` and ``model<ext>``. Both files are read through
+    ``ptychodus`` (:func:`~ptychopinn.io.ptychodus.read_product`,
+    :func:`~ptychopinn.io.ptychodus.read_diffraction_file`). The result is what Ptychodus hands
+    a reconstructor (``ReconstructInput``); :func:`~ptychopinn.io.ptychodus.dataset_from_product`
+    turns it into a dataset.
 
     Parameters
     ----------
@@ -83,29 +83,27 @@ def read_batch_directory(
     Returns
     -------
     intensities : numpy.ndarray
-        (n, H, W) float32 photon counts (not amplitudes), DC at (H // 2, W // 2), one per
-        pattern that has a position; bad pixels are left as stored (see
-        ``metadata["bad_pixels"]``).
-    positions_rc : numpy.ndarray
-        (n, 2) float64 ptychopinn positions (row, col) in object pixels of the product's object.
-    probe : numpy.ndarray
-        (h, w) complex64 initial probe (first OPR / incoherent mode), on the object grid.
-    object_shape : (int, int)
-        (H_obj, W_obj) of the product's object.
+        (n, H, W) float32 photon counts (not amplitudes, bad pixels as stored), DC at
+        (H // 2, W // 2), one per pattern that has a position.
+    bad_pixels : numpy.ndarray
+        (H, W) bool, True where the detector pixel is invalid.
+    product : PtychodusProduct
+        The input product with its positions replaced by the n paired ones (metres; indexes =
+        the patterns' scan indexes; per-position photon counts dropped).
     metadata : dict
-        ``product`` (:class:`PtychodusProduct`), ``indexes`` ((n,) scan indexes), ``bad_pixels``
-        ((H, W) bool or None), ``detector_pixel_width_m`` / ``_height_m``, ``photon_energy_eV``,
-        ``detector_object_distance_m``, ``object_pixel_size_m`` ((height, width)),
-        ``object_center_m`` ((x, y)), ``values`` (``"intensity"``), file paths, and the pairing
-        counts ``n_dropped`` / ``n_interpolated`` / ``n_averaged``.
+        File paths (``source_directory``, ``diffraction_file``, ``product_file``,
+        ``settings_file``), ``indexes`` ((n,) scan indexes), ``detector_pixel_width_m`` /
+        ``_height_m``, ``probe_photon_counts`` ((n,) or None, from the diffraction file),
+        ``values`` (``"intensity"``) and the pairing counts ``n_dropped`` / ``n_interpolated`` /
+        ``n_averaged``.
 
     Raises
     ------
     FileNotFoundError
         If the directory or one of its two files is missing.
-    ValueError
-        One line naming the file for inconsistent content (probe size != pattern size, probe not on
-        the object grid, NaN/Inf or negative counts at good pixels, no pattern with a position).
+    PtychoInputError
+        Without ``ptychodus``; one line naming the file that Ptychodus cannot read, or the
+        diffraction file when no pattern index lies within the product's position indexes.
 
     Notes
     -----
@@ -136,22 +134,12 @@ def read_batch_directory(
 
     product = read_product(product_path)
     patterns, pattern_indexes, bad_pixels, attrs = read_diffraction_file(diffraction_path)
-    try:
-        check_probe_on_object_grid(product)
-    except ValueError as exc:
-        raise ValueError(f"{product_path}: {exc}") from None
-    if product.probe_shape != patterns.shape[1:]:
-        raise ValueError(
-            f"{product_path}: 'probe' is {product.probe_shape[0]}x{product.probe_shape[1]} but "
-            f"{diffraction_path.name} patterns are {patterns.shape[1]}x{patterns.shape[2]}; "
-            "expected equal sizes"
-        )
     rows, x_m, y_m, stats = pair_positions(pattern_indexes, product)
     if rows.size == 0:
-        raise ValueError(
-            f"{diffraction_path}: no pattern index lies within the product's position indexes "
-            f"[{product.probe_position_indexes.min()}, {product.probe_position_indexes.max()}]"
-        )
+        raise PtychoInputError(
+            "no pattern index lies within the product's position indexes "
+            f"[{product.probe_position_indexes.min()}, {product.probe_position_indexes.max()}]",
+            path=diffraction_path)
     if stats["n_dropped"] or stats["n_interpolated"] or stats["n_averaged"]:
         logger.warning(
             "%s: %d patterns without a position dropped, %d positions interpolated, "
@@ -161,51 +149,23 @@ def read_batch_directory(
             stats["n_interpolated"],
             stats["n_averaged"],
         )
-    intensities = np.asarray(patterns[rows], dtype=np.float32)
-    check_counts(intensities, bad_pixels, diffraction_path)
-    positions_rc = positions_m_to_px(
-        x_m,
-        y_m,
-        center_x_m=product.object_center_x_m,
-        center_y_m=product.object_center_y_m,
-        pixel_width_m=product.object_pixel_width_m,
-        pixel_height_m=product.object_pixel_height_m,
-        object_shape=product.object_shape,
-        probe_shape=product.probe_shape,
-    )
+    paired = replace(product, probe_position_indexes=pattern_indexes[rows],
+                     probe_position_x_m=x_m, probe_position_y_m=y_m, probe_photon_counts=None)
+    counts = attrs[k.POSITION_PHOTON_COUNTS]
     settings = directory / "settings.ini"
     metadata: dict[str, Any] = {
         "source_directory": str(directory),
         "diffraction_file": str(diffraction_path),
         "product_file": str(product_path),
         "settings_file": str(settings) if settings.is_file() else None,
-        "product": product,
         "indexes": pattern_indexes[rows],
-        "bad_pixels": bad_pixels,
         "detector_pixel_width_m": attrs[k.DETECTOR_PIXEL_WIDTH],
         "detector_pixel_height_m": attrs[k.DETECTOR_PIXEL_HEIGHT],
-        "probe_photon_counts": (
-            None
-            if attrs[k.POSITION_PHOTON_COUNTS] is None
-            else attrs[k.POSITION_PHOTON_COUNTS][rows]
-        ),
-        "photon_energy_eV": product.photon_energy_eV,
-        "detector_object_distance_m": product.detector_object_distance_m,
-        "object_pixel_size_m": (product.object_pixel_height_m, product.object_pixel_width_m),
-        "object_center_m": (product.object_center_x_m, product.object_center_y_m),
+        "probe_photon_counts": None if counts is None else counts[rows],
         "values": "intensity",
-        "position_convention": "ptychopinn patch centre (probe index N//2), object pixels",
         **stats,
     }
-    if product.object.shape[0] > 1 or product.probe.shape[0] > 1 or product.probe.shape[1] > 1:
-        logger.warning(
-            "%s: using object layer 0 and probe mode (0, 0) of %s object / %s probe",
-            product_path,
-            product.object.shape,
-            product.probe.shape,
-        )
-    probe = product.probe[0, 0].copy()
-    return intensities, positions_rc, probe, product.object_shape, metadata
+    return np.asarray(patterns[rows], dtype=np.float32), bad_pixels, paired, metadata
 
 
 def write_batch_directory(

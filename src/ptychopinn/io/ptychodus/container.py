@@ -1,9 +1,9 @@
-"""The Ptychodus product held in memory (:class:`PtychodusProduct`): what
-:mod:`~ptychopinn.io.ptychodus.product` reads and writes and the bridge to the ``ptychodus``
-package converts."""
+"""The Ptychodus product held in memory (:class:`PtychodusProduct`), validated on construction:
+what :mod:`~ptychopinn.io.ptychodus.files` reads and writes through the ``ptychodus`` package."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,16 +11,78 @@ from typing import Any
 import numpy as np
 
 from ptychopinn.io.ptychodus import _keys as k
-from ptychopinn.io.ptychodus._common import (
-    as_complex64,
-    as_float64,
-    as_int64,
-    empty_float,
-    empty_int,
-    finite,
-)
 
 __all__ = ["PtychodusProduct"]
+
+
+def empty_float() -> np.ndarray:
+    """(0,) float64."""
+    return np.zeros(0, dtype=np.float64)
+
+
+def empty_int() -> np.ndarray:
+    """(0,) int64."""
+    return np.zeros(0, dtype=np.int64)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+def as_int64(values: Any, key: str) -> np.ndarray:
+    """``values`` as a read-only (n,) int64 copy; integral floats are accepted."""
+    a = np.asarray(values)
+    if a.ndim != 1:
+        raise ValueError(f"{key!r}: expected a 1-D array, got shape {a.shape}")
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        if not np.issubdtype(a.dtype, np.floating) or not np.all(np.isfinite(a)):
+            raise ValueError(f"{key!r}: expected integers, got dtype {a.dtype}")
+        if not np.all(a == np.round(a)):
+            raise ValueError(f"{key!r}: expected integers, got non-integral values")
+    return _frozen(np.array(a, dtype=np.int64, copy=True))
+
+
+def as_float64(values: Any, key: str, *, ndim: int = 1) -> np.ndarray:
+    """``values`` as a read-only finite float64 copy with ``ndim`` dimensions."""
+    a = np.asarray(values)
+    if a.ndim != ndim:
+        raise ValueError(f"{key!r}: expected a {ndim}-D array, got shape {a.shape}")
+    if a.size and not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise ValueError(f"{key!r}: expected real numbers, got dtype {a.dtype}")
+    out = np.array(a, dtype=np.float64, copy=True)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{key!r}: {int(np.sum(~np.isfinite(out)))} NaN/Inf values")
+    return _frozen(out)
+
+
+def _as_complex64(values: Any, key: str, ndim_range: tuple[int, int], target_ndim: int
+                  ) -> np.ndarray:
+    a = np.asarray(values)
+    if not np.iscomplexobj(a):
+        raise ValueError(f"{key!r}: expected a complex array, got dtype {a.dtype}")
+    if not ndim_range[0] <= a.ndim <= ndim_range[1]:
+        raise ValueError(
+            f"{key!r}: expected {ndim_range[0]} to {ndim_range[1]} dimensions, got shape {a.shape}"
+        )
+    out = np.array(a, dtype=np.complex64, copy=True)
+    while out.ndim < target_ndim:
+        out = out[np.newaxis]
+    if 0 in out.shape:
+        raise ValueError(f"{key!r}: empty array of shape {out.shape}")
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{key!r}: {int(np.sum(~np.isfinite(out)))} NaN/Inf values")
+    return _frozen(np.ascontiguousarray(out))
+
+
+def finite(value: Any, key: str, *, positive: bool = False) -> float:
+    """``value`` as a finite (and, with ``positive``, > 0) float, else one-line ValueError."""
+    v = float(value)
+    if not math.isfinite(v) or (positive and v <= 0.0):
+        expected = "a finite positive number" if positive else "a finite number"
+        raise ValueError(f"{key!r}: expected {expected}, got {v!r}")
+    return v
+
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,8 +215,8 @@ class PtychodusProduct:
         put("probe_position_x_m", x_m)
         put("probe_position_y_m", y_m)
 
-        probe = as_complex64(self.probe, k.PROBE, (2, 4), 4)
-        obj = as_complex64(self.object, k.OBJECT, (2, 3), 3)
+        probe = _as_complex64(self.probe, k.PROBE, (2, 4), 4)
+        obj = _as_complex64(self.object, k.OBJECT, (2, 3), 3)
         put("probe", probe)
         put("object", obj)
 
