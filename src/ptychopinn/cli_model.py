@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ptychopinn.models.registry import KINDS
+from ptychopinn.models.registry import DEFAULT_KIND, KINDS
 
 logger = logging.getLogger("ptychopinn")
 
@@ -15,7 +15,6 @@ REFINE_EPOCHS = 20
 
 
 #: ``train`` without ``--model`` or a config: the best model kind (BENCHMARKS.md).
-DEFAULT_KIND = "unrolled"
 
 
 def _cmd_train(a: argparse.Namespace) -> int:

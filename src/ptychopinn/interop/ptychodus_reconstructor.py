@@ -106,12 +106,13 @@ _BUNDLE_OWN_KEYS = frozenset(
 
 
 def default_run_config() -> RunConfig:
-    """Training configuration used when none is given: ``RunConfig()`` without progress bars.
+    """Training configuration used when none is given: the default kind's recommended run
+    (:data:`~ptychopinn.models.registry.DEFAULT_KIND`, :meth:`RunConfig.for_kind`, as
+    ``ptychopinn train`` without ``--config``) without progress bars; the network's patch size
+    is the patterns'."""
+    from ptychopinn.models.registry import DEFAULT_KIND
 
-    That is a PINN with gridsize 2, 30 epochs, batch size 16, learning rate 2e-3, seed 0 and 5 %
-    validation groups; the network's patch size is the patterns'.
-    """
-    return RunConfig().with_overrides(train={"show_progress": False})
+    return RunConfig.for_kind(DEFAULT_KIND).with_overrides(train={"show_progress": False})
 
 
 def ptychodata_from_input(parameters: ReconstructInput) -> PtychoData:

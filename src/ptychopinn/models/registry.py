@@ -81,6 +81,9 @@ REGISTRY: dict[str, KindSpec] = {
                          aliases=("supervised", "ptychonn"), study=True),
 }
 
+#: The kind trained when none is named (``train`` without ``--model``, the Ptychodus plugin).
+DEFAULT_KIND = "unrolled"
+
 #: Kind -> one-line description (the CLI's help).
 KINDS: dict[str, str] = {k: v.description for k, v in REGISTRY.items()}
 
