@@ -65,6 +65,16 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split()) or type(exc).__name__
 
 
+def _load_with(loader: Any, path: Path, what: str) -> Any:
+    """``loader(path)`` (a ``ptychodus.api.io`` loader); what it refuses is refused in one line
+    naming the file."""
+    try:
+        return loader(path)
+    except _READ_ERRORS as exc:
+        raise PtychoInputError(f"ptychodus cannot read this {what} ({_one_line(exc)})",
+                               path=path) from None
+
+
 def _existing_file(path: str | os.PathLike, what: str) -> Path:
     path = Path(path)
     require_ptychodus(what, path)
@@ -288,11 +298,7 @@ def read_product(path: str | os.PathLike) -> PtychodusProduct:
     path = _existing_file(path, "reading a Ptychodus product")
     from ptychodus.api.io import load_product
 
-    try:
-        theirs = load_product(path)
-    except _READ_ERRORS as exc:
-        raise PtychoInputError(f"ptychodus cannot read this product file ({_one_line(exc)})",
-                               path=path) from None
+    theirs = _load_with(load_product, path, "product file")
     return product_from_ptychodus(theirs, where=path, extra_attrs=_read_extra_root_attrs(path))
 
 
@@ -370,11 +376,7 @@ def read_diffraction_file(
     path = _existing_file(path, "reading a Ptychodus diffraction file")
     from ptychodus.api.io import load_diffraction_data
 
-    try:
-        data = load_diffraction_data(path)
-    except _READ_ERRORS as exc:
-        raise PtychoInputError(f"ptychodus cannot read this diffraction file "
-                               f"({_one_line(exc)})", path=path) from None
+    data = _load_with(load_diffraction_data, path, "diffraction file")
     patterns = np.asarray(data.get_patterns())
     if patterns.dtype.kind not in "uif":
         raise PtychoInputError(f"has dtype {patterns.dtype}; expected real photon counts",
