@@ -388,7 +388,9 @@ def _run_train(job: Job, folder: Path, dep_dirs: Mapping[str, Path], threads: in
     from ptychopinn.training.api import train
 
     (view,) = _by_kind(dep_dirs, "view")
-    cfg = RunConfig().with_overrides(**{k: dict(v) for k, v in job.params.items()})
+    # the kind's recommended run (as `ptychopinn train`), then the study entry's settings
+    cfg = RunConfig.for_kind(job.params["model"]["kind"]).with_overrides(
+        **{k: dict(v) for k, v in job.params.items()})
     data = load_dataset(view / "train.npz")
     res = train(data, folder, cfg, data_path=view / "train.npz")
     return {"epochs": res.epochs_completed, "train_seconds": res.train_seconds,
