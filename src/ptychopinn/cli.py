@@ -78,20 +78,9 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
 
 
 def _cmd_convert(a: argparse.Namespace) -> int:
-    from ptychopinn.io.dataset import save_dataset
+    from ptychopinn.io.dataset import convert_from, save_dataset
 
-    if a.format == "tike":
-        from ptychopinn.data.convert import convert_tike
-
-        data = convert_tike(a.source)
-    elif a.format == "ptychodus":
-        from ptychopinn.io.ptychodus import convert_ptychodus
-
-        data = convert_ptychodus(a.source, values=a.values)
-    else:  # npz, cxi: any file load_dataset reads (our NPZ/HDF5, a far-field CXI)
-        from ptychopinn.io.dataset import load_dataset
-
-        data = load_dataset(a.source, values=a.values)
+    data = convert_from(a.source, a.format, values=a.values)
     if a.out.suffix.lower() == ".cxi":
         from ptychopinn.io.cxi import save_cxi
 

@@ -63,3 +63,19 @@ def test_import_arrows(module: str, forbidden: tuple[str, ...]) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_convert_formats_are_one_registry(tmp_path):
+    """``convert --format`` offers exactly the registered converters; an unknown one is
+    refused in one line."""
+    import argparse
+
+    from ptychopinn.cli import build_parser
+    from ptychopinn.io.dataset import CONVERTERS, convert_from
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    fmt = next(a for a in sub.choices["convert"]._actions if a.dest == "format")
+    assert list(fmt.choices) == list(CONVERTERS)
+    with pytest.raises(PtychoInputError, match="unknown format 'mat'; formats: tike, "
+                                               "ptychodus, npz, cxi"):
+        convert_from(tmp_path / "x.mat", "mat")

@@ -25,8 +25,8 @@ from ptychopinn.io.native import (
     save_dataset,
 )
 
-__all__ = ["DIFFRACTION_KEYS", "READERS", "H5PatternStack", "Reader", "ValuesKind",
-           "dataset_from_arrays", "load_dataset", "save_dataset"]
+__all__ = ["CONVERTERS", "DIFFRACTION_KEYS", "READERS", "H5PatternStack", "Reader",
+           "ValuesKind", "convert_from", "dataset_from_arrays", "load_dataset", "save_dataset"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,39 @@ READERS: tuple[Reader, ...] = (
     Reader("native", lambda path: True,
            lambda path, values, lazy: load_native(path, values=values, lazy=lazy)),
 )
+
+
+def _convert_tike(path: Path, values: ValuesKind | None) -> PtychoData:
+    from ptychopinn.data.convert import convert_tike
+
+    return convert_tike(path)  # tike stores intensities: values does not apply
+
+
+def _convert_ptychodus(path: Path, values: ValuesKind | None) -> PtychoData:
+    from ptychopinn.io.ptychodus.dataset import convert_ptychodus
+
+    return convert_ptychodus(path, values=values)
+
+
+#: ``convert --format NAME``: the source formats named explicitly (a tike NPZ cannot be told
+#: from ours by its bytes), each ``read(path, values)``; ``npz`` and ``cxi`` are any file
+#: :func:`load_dataset` reads.
+CONVERTERS: dict[str, Callable[[Path, ValuesKind | None], PtychoData]] = {
+    "tike": _convert_tike,
+    "ptychodus": _convert_ptychodus,
+    "npz": lambda path, values: load_dataset(path, values=values),
+    "cxi": lambda path, values: load_dataset(path, values=values),
+}
+
+
+def convert_from(path: str | os.PathLike, fmt: str, *, values: ValuesKind | None = None
+                 ) -> PtychoData:
+    """Read ``path`` as the named source format (:data:`CONVERTERS`); an unknown format is
+    refused in one line naming the known ones."""
+    if fmt not in CONVERTERS:
+        raise PtychoInputError(f"unknown format {fmt!r}; formats: {', '.join(CONVERTERS)}",
+                               path=path)
+    return CONVERTERS[fmt](Path(path), values)
 
 
 def load_dataset(path: str | os.PathLike, *, values: ValuesKind | None = None,
