@@ -98,8 +98,7 @@ def run_network(name: str, run_dir: Path, test, settings: list[str], repeats: in
         g, x = parse_setting(text)
         if not canvas and (g or x):
             continue  # a CNN has one grouping and no data-consistency steps
-        cfg = InferConfig(show_progress=False, gridsize=g or None, extra_steps=x,
-                          batch_size=1 if g > 8 else None)
+        cfg = InferConfig(show_progress=False, gridsize=g or None, extra_steps=x)
         rec = reconstruct(bundle, test, cfg)  # warm-up; its result is the one scored
         times = []
         for _ in range(repeats):

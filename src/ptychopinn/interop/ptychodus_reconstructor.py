@@ -68,6 +68,7 @@ from ptychopinn.io.ptychodus import (
     dataset_from_product,
 )
 from ptychopinn.iterative.ptychi_backend import IterativeConfig
+from ptychopinn.models.registry import DEFAULT_KIND
 from ptychopinn.training.bundle import Bundle
 
 logger = logging.getLogger(__name__)
@@ -110,8 +111,6 @@ def default_run_config() -> RunConfig:
     (:data:`~ptychopinn.models.registry.DEFAULT_KIND`, :meth:`RunConfig.for_kind`, as
     ``ptychopinn train`` without ``--config``) without progress bars; the network's patch size
     is the patterns'."""
-    from ptychopinn.models.registry import DEFAULT_KIND
-
     return RunConfig.for_kind(DEFAULT_KIND).with_overrides(train={"show_progress": False})
 
 
