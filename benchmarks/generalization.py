@@ -45,6 +45,7 @@ from ptychopinn.data.split import split_dataset
 from ptychopinn.evaluation import evaluate, trajectory
 from ptychopinn.inference.adapt import AdaptConfig
 from ptychopinn.inference.predict import InferConfig, reconstruct
+from ptychopinn.inference.workflow import run_inference
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = ("base", "object", "probe", "dose1e3", "dose1e4", "dose1e9", "sparse", "spiral")
@@ -112,8 +113,8 @@ def run_variant(variant: str, out: Path, a: argparse.Namespace) -> dict[str, Any
     reconstruct("general", test_d, quiet)  # warm-up (imports, first allocation)
     r = reconstruct("general", test_d, quiet)
     recons["general"], times["general"] = r, {"infer_s": r.info["seconds"]}
-    r = reconstruct("general", test_d, quiet,
-                    adapt=AdaptConfig(minutes=a.adapt_minutes, show_progress=False))
+    r = run_inference("general", test_d, quiet, adapt_cfg=AdaptConfig(
+        minutes=a.adapt_minutes, show_progress=False)).reconstruction
     recons["general+adapt"] = r
     times["general+adapt"] = {"infer_s": r.info["seconds"], "adapt_s": r.info["adapt_seconds"],
                               "adapt_epochs": r.info["adapt_epochs"],

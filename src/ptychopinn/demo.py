@@ -33,6 +33,7 @@ def run_demo(cfg: DemoConfig) -> str:
     from ptychopinn.evaluation.compare import compare_reconstructions
     from ptychopinn.files import atomic_path
     from ptychopinn.inference.predict import reconstruct, save_reconstruction
+    from ptychopinn.inference.workflow import run_inference
     from ptychopinn.io.dataset import save_dataset
     from ptychopinn.training.api import train
     from ptychopinn.viz import dataset_overview, object_pngs
@@ -71,7 +72,7 @@ def run_demo(cfg: DemoConfig) -> str:
     logger.info("[2/5] the general model adapted to the held-out scan")
     adapt = (AdaptConfig(epochs=1, seed=cfg.seed) if cfg.quick
              else AdaptConfig(minutes=cfg.adapt_minutes, seed=cfg.seed))
-    r = reconstruct("general", test_d, adapt=adapt)
+    r = run_inference("general", test_d, adapt_cfg=adapt).reconstruction
     save_reconstruction(r, out / "recon_general_adapted")
     object_pngs(r.object, r.coverage, out / "recon_general_adapted")
     recons[ADAPTED] = (r.object, r.coverage)

@@ -107,8 +107,15 @@ def test_adaptation_lowers_the_physics_loss_and_writes_a_run(kind, runs, scan, t
     assert man["train_config"]["learning_rate"] == pytest.approx(
         bundle.manifest["train_config"]["learning_rate"] / 2) == res.learning_rate
     assert physics_loss(adapted, scan) == pytest.approx(res.loss_after, rel=1e-6)
-    # reconstruct(..., adapt=) gives the same object as reconstructing with the adapted run
-    r = reconstruct(bundle, scan, QUIET, adapt=AdaptConfig(epochs=2, show_progress=False))
+    # run_inference(adapt_cfg=) gives the same object as reconstructing with the adapted run,
+    # and its temporary run directory is gone
+    from ptychopinn.inference.workflow import run_inference
+
+    res2 = run_inference(bundle, scan, QUIET, adapt_cfg=AdaptConfig(epochs=2,
+                                                                    show_progress=False))
+    r = res2.reconstruction
+    assert r is res2.network and res2.loss_history is None
+    assert not res2.adapted.run_dir.exists() and r.info["adapted_model"] is None
     np.testing.assert_allclose(r.object, reconstruct(adapted, scan, QUIET).object,
                                rtol=1e-5, atol=1e-6)
     assert r.info["adapt_epochs"] == 2 and r.info["adapt_seconds"] > 0

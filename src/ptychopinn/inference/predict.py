@@ -6,7 +6,6 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,9 +23,6 @@ from ptychopinn.io.dataset import load_dataset
 from ptychopinn.io.reconstruction import Reconstruction, load_reconstruction, save_reconstruction
 from ptychopinn.models.registry import CANVAS_KINDS, kind_spec
 from ptychopinn.training.bundle import Bundle, bundle_for
-
-if TYPE_CHECKING:
-    from ptychopinn.inference.adapt import AdaptConfig
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +104,7 @@ def stitch_weight(bundle: Bundle) -> torch.Tensor:
 
 
 def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
-                cfg: InferConfig | None = None, *, adapt: AdaptConfig | None = None,
-                adapt_dir: str | Path | None = None) -> Reconstruction:
+                cfg: InferConfig | None = None) -> Reconstruction:
     """Reconstruct a whole scan: one forward pass per group of nearest neighbours.
 
     ``bundle`` is a :class:`~ptychopinn.training.bundle.Bundle`, a run directory or zip, or
@@ -123,42 +118,21 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     batch, so peak memory is bounded by the batch and the canvas, not by the number of
     patterns.
 
-    With ``adapt`` (:class:`~ptychopinn.inference.adapt.AdaptConfig`) a copy of the model is
-    first fine-tuned on this scan's diffraction (physics loss, no labels;
-    :func:`~ptychopinn.inference.adapt.adapt`): its run directory is ``adapt_dir`` (kept), or a
-    temporary one (deleted) when None. Adaptation reads the scan into memory; ``info`` then
-    holds ``adapt_seconds`` etc. beside the inference's own ``seconds``.
+    The network as it is: adaptation to the scan, scan refinement and pty-chi refinement are
+    :func:`~ptychopinn.inference.workflow.run_inference`'s stages around this one.
     """
     cfg = cfg or InferConfig()
     if not isinstance(data, PtychoData):
         data = load_dataset(data)
     bundle = bundle_for(bundle, data.patch_size)
-    adapt_info: dict = {}
-    if adapt is not None:
-        import tempfile
-
-        from ptychopinn.inference.adapt import adapt as adapt_model
-
-        if adapt_dir is not None:
-            res = adapt_model(bundle, data, adapt_dir, adapt, probe=cfg.probe)
-        else:
-            with tempfile.TemporaryDirectory(prefix="ptychopinn_adapt_") as tmp:
-                res = adapt_model(bundle, data, Path(tmp) / "adapted", adapt, probe=cfg.probe)
-        bundle = res.bundle
-        adapt_info = res.info()
-        if adapt_dir is None:  # a temporary run directory, deleted
-            adapt_info["adapted_model"] = None
-            if "adapted_probe" in adapt_info:
-                adapt_info["adapted_probe"] = None
     n = bundle.model.n
     if data.patch_size != n:
         raise PtychoInputError(f"patterns are {data.patch_size}x{data.patch_size} but the model "
                                f"expects {n}x{n}", path=data.source)
     from ptychopinn.inference.condition import condition_on_scan
 
-    # the scan's probe and count scale (an adapted bundle already has them, refined or not)
-    bundle, cond_info = condition_on_scan(bundle, data,
-                                          "bundle" if adapt is not None else cfg.probe)
+    # the scan's probe and count scale
+    bundle, cond_info = condition_on_scan(bundle, data, cfg.probe)
     model = bundle.model
     dev = _device(cfg.device)
     model.to(dev).eval()
@@ -253,7 +227,6 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
                                                                       cfg.extra_steps)
         * all_groups.size / m,
         **cond_info,
-        **adapt_info,
     }
     logger.info("reconstructed %d patterns in %.2f s (%.0f patterns/s, stitching %.0f%%, "
                 "%.1f FFTs per pattern)", m, total, info["patterns_per_second"],

@@ -308,28 +308,18 @@ class PtychopinnReconstructor(TrainableReconstructor):
         RuntimeError
             When no model is loaded (before any work is done).
         """
-        from ptychopinn.inference.predict import reconstruct
+        from ptychopinn.inference.workflow import run_inference
 
         bundle = self._require_bundle("reconstruct")
         data = ptychodata_from_input(parameters)
         adapt_dir = None
         if self._adapt is not None and self._adapt_dir is not None:
             adapt_dir = _fresh_run_dir(self._adapt_dir, "adapted")
-        recon = reconstruct(bundle, data, self._infer_config, adapt=self._adapt,
-                            adapt_dir=adapt_dir)
-        if self._adapt is not None:
-            logger.info("%s: adapted in %.1f s (%d epochs), inference %.2f s", self.name,
-                        recon.info["adapt_seconds"], recon.info["adapt_epochs"],
-                        recon.info["seconds"])
-        losses: list[LossValue] = []
-        if self._refine is not None:
-            from ptychopinn.inference.refine import refine_reconstruction
-
-            recon, it = refine_reconstruction(recon, data, self._refine, show_progress=False,
-                                              worker=self._ptychi_worker)
-            losses = [LossValue(epoch=i, value=float(v)) for i, v in enumerate(it.loss_history)]
-            logger.info("%s: refined with %s, %d epochs in %.1f s", self.name, it.algorithm,
-                        len(losses), it.wall_time_s)
+        res = run_inference(bundle, data, self._infer_config, adapt_cfg=self._adapt,
+                            adapt_dir=adapt_dir, refine=self._refine, worker=self._ptychi_worker)
+        recon = res.reconstruction
+        losses = ([] if res.loss_history is None else
+                  [LossValue(epoch=i, value=float(v)) for i, v in enumerate(res.loss_history)])
         product = parameters.product
         object_in = product.object_
         if object_in.num_layers > 1:
