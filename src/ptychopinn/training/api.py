@@ -200,16 +200,38 @@ def build_corpus_model(cfg: RunConfig, corpus) -> tuple[PINN, dict[str, float]]:
     return model, consts
 
 
+@dataclass
+class _Prepared:
+    """A run ready to fit: the model, its constants, the training and validation sets."""
+
+    model: PINN
+    consts: dict[str, float]
+    origin: dict[str, Any] | None
+    train_ds: Any
+    val_ds: GroupDataset | None
+    n_groups: int
+    data: PtychoData | None
+    data_path: Path | None
+
+
+@dataclass
+class _Fitted:
+    """A fitted run: the Lightning module and trainer, and what the fit took."""
+
+    module: Any
+    trainer: Any
+    seconds: float
+    start_epoch: int
+    epochs_done: int
+    previous_history: list[dict[str, str]]
+    initial_probe: torch.Tensor | None  # the probe before refinement (train.refine_probe)
+
+
 def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunConfig, *,
            resume: bool, data_path: str | Path | None,
            init_bundle: Bundle | str | Path | None = None, corpus=None) -> TrainResult:
-    """:func:`train` without the global-state guard."""
+    """:func:`train` without the global-state guard: prepare, fit, write."""
     import lightning as L
-    from lightning.pytorch.loggers import CSVLogger
-
-    from ptychopinn.training.checkpoint_io import SafeCheckpointIO
-    from ptychopinn.training.module import ProbeRefinement, ReconModule
-    from ptychopinn.training.positions import PositionRefinement
 
     out_dir = Path(out_dir)
     ckpt = out_dir / "checkpoints" / "last.ckpt"
@@ -218,34 +240,59 @@ def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunCo
                                "choose another --out", path=out_dir)
     if resume and not ckpt.exists():
         logger.warning("no checkpoint in %s; starting a new run", out_dir)
-    data_path = None if data_path is None else Path(data_path)
-    labels = kind_spec(cfg.model.kind).supervised
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    prep = _prepare(data, cfg, data_path=data_path, init_bundle=init_bundle, corpus=corpus)
+    fitted = _fit(prep, cfg, out_dir, resume=resume and ckpt.exists(), corpus=corpus)
+    return _write(prep, fitted, cfg, out_dir, corpus=corpus)
+
+
+def _prepare(data: PtychoData | str | Path | None, cfg: RunConfig, *,
+             data_path: str | Path | None, init_bundle: Bundle | str | Path | None,
+             corpus) -> _Prepared:
+    """Read the data (into memory), draw the groups, split off the validation groups and build
+    the model (fresh, from ``init_bundle``, or for a corpus)."""
+    data_path = None if data_path is None else Path(data_path)
     if corpus is not None:
         from ptychopinn.training.datamodule import CorpusGroups
 
         if data is not None or init_bundle is not None:
             raise ValueError("train on a corpus or on data (and an initial bundle), not both")
         model, consts = build_corpus_model(cfg, corpus)
-        origin = None
         train_ds = CorpusGroups(corpus, cfg.grouping, seed=cfg.train.seed)
-        groups, n_val = np.zeros((len(train_ds), 0)), 0
-    else:
-        if not isinstance(data, PtychoData):
-            data_path = Path(data)
-            data = load_dataset(data_path)
-        if data.is_lazy:
-            data = data.subset(np.arange(data.n_patterns))  # training sets are read into memory
-        if labels:
-            data = _with_labels(data)
-        rng = np.random.default_rng(cfg.train.seed)
-        groups = make_groups(data.positions, cfg.grouping, rng)
-        n_val = int(round(cfg.train.val_fraction * len(groups))) if len(groups) >= 40 else 0
-        perm = rng.permutation(len(groups))
-        val_groups, train_groups = groups[perm[:n_val]], groups[perm[n_val:]]
-        train_ds = GroupDataset(data, train_groups, with_labels=labels)
-        model, consts, origin = _initial_model(cfg, data, init_bundle)
-    hparams = {**cfg.to_dict(), "normalisation": consts}
+        return _Prepared(model, consts, None, train_ds, None, len(train_ds), None, None)
+    if not isinstance(data, PtychoData):
+        data_path = Path(data)
+        data = load_dataset(data_path)
+    if data.is_lazy:
+        data = data.subset(np.arange(data.n_patterns))  # training sets are read into memory
+    labels = kind_spec(cfg.model.kind).supervised
+    if labels:
+        data = _with_labels(data)
+    rng = np.random.default_rng(cfg.train.seed)
+    groups = make_groups(data.positions, cfg.grouping, rng)
+    n_val = int(round(cfg.train.val_fraction * len(groups))) if len(groups) >= 40 else 0
+    perm = rng.permutation(len(groups))
+    val_groups, train_groups = groups[perm[:n_val]], groups[perm[n_val:]]
+    train_ds = GroupDataset(data, train_groups, with_labels=labels)
+    val_ds = GroupDataset(data, val_groups, with_labels=labels) if n_val else None
+    model, consts, origin = _initial_model(cfg, data, init_bundle)
+    return _Prepared(model, consts, origin, train_ds, val_ds, len(groups), data, data_path)
+
+
+def _fit(prep: _Prepared, cfg: RunConfig, out_dir: Path, *, resume: bool, corpus) -> _Fitted:
+    """Fit with Lightning into ``out_dir`` (``config.yaml``, ``checkpoints/last.ckpt`` after
+    every epoch, ``logs/``); with ``resume`` from that checkpoint, whose epoch count is read
+    from our own checkpoint entry."""
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    from ptychopinn.training.checkpoint_io import SafeCheckpointIO
+    from ptychopinn.training.module import ProbeRefinement, ReconModule
+    from ptychopinn.training.positions import PositionRefinement
+
+    ckpt = out_dir / "checkpoints" / "last.ckpt"
+    data, model = prep.data, prep.model
+    hparams = {**cfg.to_dict(), "normalisation": prep.consts}
     probe_cfg = ProbeRefinement.from_train_config(cfg.train)
     initial_probe = model.physics.probe.detach().clone() if probe_cfg is not None else None
     pos_cfg = PositionRefinement.from_train_config(cfg.train)
@@ -253,13 +300,15 @@ def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunCo
         raise PtychoInputError("train.refine_positions refines one scan's positions; a corpus "
                                "has no measured positions to refine")
     module = ReconModule(model, learning_rate=cfg.train.learning_rate, hparams=hparams,
-                         plateau_monitor=cfg.train.plateau_monitor if n_val else "train",
+                         plateau_monitor=(cfg.train.plateau_monitor if prep.val_ds is not None
+                                          else "train"),
                          probe_refinement=probe_cfg, position_refinement=pos_cfg,
                          nominal_positions=None if pos_cfg is None
                          else torch.from_numpy(data.positions), augment=cfg.train.augment)
     accelerator = _resolve_accelerator(cfg.train.accelerator)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out_dir / "config.yaml")
+    n_train = len(prep.train_ds)
     trainer = L.Trainer(
         max_epochs=cfg.train.epochs,
         max_time=None if cfg.train.max_minutes is None else {"minutes": cfg.train.max_minutes},
@@ -272,7 +321,7 @@ def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunCo
         plugins=[SafeCheckpointIO()],
         enable_progress_bar=cfg.train.show_progress,
         enable_model_summary=False,
-        log_every_n_steps=max(1, min(50, -(-len(train_ds) // cfg.train.batch_size) // 2)),
+        log_every_n_steps=max(1, min(50, -(-n_train // cfg.train.batch_size) // 2)),
         deterministic=accelerator == "cpu",
         num_sanity_val_steps=0,
     )
@@ -281,25 +330,36 @@ def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunCo
     gen = (torch.Generator().manual_seed(cfg.train.seed) if trainer.world_size == 1
            else None)
     # corpus items are read in order (each scene is simulated once, for its groups)
-    train_dl = DataLoader(train_ds, batch_size=cfg.train.batch_size, shuffle=corpus is None,
-                          generator=gen, num_workers=cfg.train.num_workers, drop_last=False)
-    val_dl = (DataLoader(GroupDataset(data, val_groups, with_labels=labels),
-                         batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers)
-              if n_val else None)
+    train_dl = DataLoader(prep.train_ds, batch_size=cfg.train.batch_size,
+                          shuffle=corpus is None, generator=gen,
+                          num_workers=cfg.train.num_workers, drop_last=False)
+    val_dl = (DataLoader(prep.val_ds, batch_size=cfg.train.batch_size,
+                         num_workers=cfg.train.num_workers)
+              if prep.val_ds is not None else None)
     t0 = time.perf_counter()
     start_epoch = 0
-    if resume and ckpt.exists():
+    if resume:
         from ptychopinn.training.checkpoint_io import load_state
         from ptychopinn.training.module import checkpoint_epochs
 
         start_epoch = checkpoint_epochs(load_state(ckpt))
         logger.info("resuming %s from epoch %d", out_dir, start_epoch)
     previous = _read_csv(out_dir / "logs" / "metrics.csv") if start_epoch else []
-    trainer.fit(module, train_dl, val_dl, ckpt_path=str(ckpt) if resume and ckpt.exists()
-                else None)
+    trainer.fit(module, train_dl, val_dl, ckpt_path=str(ckpt) if resume else None)
     seconds = time.perf_counter() - t0
-    epochs_done = _epochs_completed(trainer, module, ckpt)
-    n_patterns = (epochs_done - start_epoch) * len(train_ds) * cfg.grouping.gridsize**2
+    return _Fitted(module, trainer, seconds, start_epoch,
+                   _epochs_completed(trainer, module, ckpt), previous, initial_probe)
+
+
+def _write(prep: _Prepared, fit: _Fitted, cfg: RunConfig, out_dir: Path, *,
+           corpus) -> TrainResult:
+    """Write the bundle (``model.zip``, its manifest saying what it was trained on),
+    ``metrics.csv`` (the whole history across resumes), ``summary.json`` and, when refined,
+    ``probe.npz`` / ``positions.npz`` (rank 0 only)."""
+    module, trainer, data, consts = fit.module, fit.trainer, prep.data, prep.consts
+    accelerator = _resolve_accelerator(cfg.train.accelerator)
+    epochs_done, seconds = fit.epochs_done, fit.seconds
+    n_patterns = (epochs_done - fit.start_epoch) * len(prep.train_ds) * cfg.grouping.gridsize**2
     result_loss = trainer.callback_metrics.get("train/loss_epoch")
     if trainer.global_rank != 0:
         return TrainResult(out_dir, out_dir / "model.zip", epochs_done, seconds, 0.0,
@@ -313,34 +373,37 @@ def _train(data: PtychoData | str | Path | None, out_dir: str | Path, cfg: RunCo
     }
     if corpus is not None:
         extra["training_data"] = {"corpus": str(corpus.source),
-                                  "groups_per_epoch": len(train_ds)}
+                                  "groups_per_epoch": len(prep.train_ds)}
         extra["trained_on"] = corpus.describe()
     else:
-        extra["training_data"] = {"path": str(data_path or data.source),
-                                  "sha256": _sha(data_path), "n_patterns": data.n_patterns}
+        extra["training_data"] = {"path": str(prep.data_path or data.source),
+                                  "sha256": _sha(prep.data_path), "n_patterns": data.n_patterns}
         extra["trained_on"] = {"patch_size": data.patch_size, "probe": "the training scan's",
                                "dose_range": [consts["mean_total_counts"]] * 2}
-    if origin is not None:
-        extra["initialised_from"] = origin
+    if prep.origin is not None:
+        extra["initialised_from"] = prep.origin
     probe_info = None
-    if probe_cfg is not None:
-        probe_info = _probe_outputs(module.model, initial_probe, data, probe_cfg,
+    if module.probe_refinement is not None:
+        probe_info = _probe_outputs(module.model, fit.initial_probe, data,
+                                    module.probe_refinement,
                                     module.probe_param.support_radius, out_dir)
         extra["probe_refinement"] = probe_info
     pos_info = None
-    if pos_cfg is not None:
-        pos_info = _position_outputs(module.positions, data, pos_cfg, out_dir)
+    if module.position_refinement is not None:
+        pos_info = _position_outputs(module.positions, data, module.position_refinement,
+                                     out_dir)
         extra["position_refinement"] = pos_info
     bundle_path = save_bundle(module.model, out_dir / "model.zip", extra=extra)
     metrics_src = out_dir / "logs" / "metrics.csv"
     if metrics_src.exists():
-        _write_history(previous, _read_csv(metrics_src), start_epoch, out_dir / "metrics.csv")
+        _write_history(fit.previous_history, _read_csv(metrics_src), fit.start_epoch,
+                       out_dir / "metrics.csv")
     summary = {
         "epochs_completed": epochs_done,
-        "resumed_from_epoch": start_epoch,
+        "resumed_from_epoch": fit.start_epoch,
         "train_seconds": seconds,
         "patterns_per_second": n_patterns / seconds if seconds > 0 else 0.0,
-        "groups": len(groups),
+        "groups": prep.n_groups,
         "device": accelerator,
         "final_train_loss": None if result_loss is None else float(result_loss),
         "intensity_scale": float(module.model.physics.scale.detach()),
