@@ -12,6 +12,7 @@ from ptychopinn.inference.adapt import AdaptConfig
 from ptychopinn.inference.predict import InferConfig
 from ptychopinn.iterative.ptychi_backend import IterativeConfig
 from ptychopinn.models.config import ModelConfig
+from ptychopinn.models.options import CNNOptions, UnrolledOptions
 
 
 @pytest.mark.parametrize(("build", "message"), [
@@ -22,8 +23,18 @@ from ptychopinn.models.config import ModelConfig
     (lambda: RunConfig().with_overrides(train={"batch_size": 0}),
      "<dict>: key 'train': batch_size must be >= 1, got 0"),
     (lambda: ModelConfig(kind="nope"), None),
-    (lambda: ModelConfig(kind="unrolled", consistency="gauss"),
+    (lambda: ModelConfig(kind="unrolled", options=UnrolledOptions(consistency="gauss")),
      "consistency must be 'modulus' or 'poisson', got 'gauss'"),
+    (lambda: ModelConfig(kind="unrolled", options=CNNOptions()),
+     "model.kind 'unrolled' takes UnrolledOptions, not CNNOptions"),
+    (lambda: ModelConfig.from_dict({"kind": "pinn", "n_iterations": 3}),
+     "<dict>: key 'model.n_iterations': an option of model.kind unrolled, not of model.kind "
+     "'pinn' (its options: n_filters_scale, amp_activation, object_big, pad_object, "
+     "batch_norm)"),
+    (lambda: ModelConfig.from_dict({"kind": "unrolled", "n_filters_scale": 0.5}),
+     "<dict>: key 'model.n_filters_scale': an option of model.kind pinn / baseline, not of "
+     "model.kind 'unrolled' (its options: n_iterations, refiner_width, memory_channels, "
+     "dose_input, consistency)"),
     (lambda: InferConfig(extra_steps=-2), "extra_steps must be >= 0, got -2"),
     (lambda: SimulationConfig(n_positions=0), None),
     (lambda: IterativeConfig(epochs=0), None),

@@ -70,7 +70,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
 def _corpus_model_options(cfg) -> dict:
     """A model trained on a corpus serves many doses: its refiners see the dose, unless the
     config says otherwise."""
-    return {} if cfg.model.dose_input else {"dose_input": True}
+    return {} if cfg.model.options.dose_input else {"dose_input": True}
 
 
 def _with_probe(data, path: Path):

@@ -150,8 +150,9 @@ class RunConfig:
         return cls().with_overrides(model={**rec.pop("model", {}), "kind": kind}, **rec)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (YAML/JSON-able)."""
-        return _plain(asdict(self))
+        """Plain nested dict (YAML/JSON-able); the model section flat
+        (:meth:`~ptychopinn.models.config.ModelConfig.to_dict`)."""
+        return _plain({**asdict(self), "model": self.model.to_dict()})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, source: str = "<dict>") -> RunConfig:
@@ -167,7 +168,8 @@ class RunConfig:
                                    path=source)
         check_keys(d, sections, section=None, source=source)
         d = migrate_legacy(d, source=source)
-        kwargs = {name: build_section(klass, d.get(name), section=name, source=source)
+        kwargs = {name: (ModelConfig.from_dict(d.get(name), source=source) if name == "model"
+                         else build_section(klass, d.get(name), section=name, source=source))
                   for name, klass in sections.items()}
         try:
             return cls(**kwargs)
@@ -181,6 +183,9 @@ class RunConfig:
         given = {name: {k: v for k, v in upd.items() if v is not None}
                  for name, upd in sections.items()}
         for name, upd in migrate_legacy(given, source="overrides").items():
+            if name == "model" and upd.get("kind", self.model.kind) != self.model.kind:
+                # another kind: its own options' defaults, not the previous kind's options
+                d[name] = {k: v for k, v in d[name].items() if k in ("learn_scale", "loss")}
             d[name].update(upd)
         return RunConfig.from_dict(d)
 

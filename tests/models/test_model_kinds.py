@@ -89,7 +89,7 @@ def test_unrolled_does_not_depend_on_member_count():
     """Weights act on the canvas: one network serves groups of 4 and of 9 members."""
     from ptychopinn.models.unrolled import UnrolledNet
 
-    net = UnrolledNet(ModelConfig(kind="unrolled", n_iterations=2))
+    net = UnrolledNet(ModelConfig.from_dict({"kind": "unrolled", "n_iterations": 2}))
     probe = torch.ones(16, 16, dtype=torch.complex64)
     for c in (1, 4, 9):
         out = net(torch.rand(3, c, 16, 16), torch.randn(3, c, 2), probe)
@@ -170,7 +170,9 @@ def test_cli_infer_bad_gridsize_is_one_line_and_writes_nothing(gridsize, words, 
 ])
 def test_new_options_refuse_bad_values_in_one_line(section, key, value, words):
     with pytest.raises(PtychoInputError) as e:
-        RunConfig.from_dict({section: {key: value}}, source="cfg.yaml")
+        # memory_channels is an option of the unrolled network
+        kind = {"kind": "unrolled"} if section == "model" else {}
+        RunConfig.from_dict({section: {**kind, key: value}}, source="cfg.yaml")
     msg = str(e.value)
     assert "\n" not in msg and words in msg and msg.startswith("cfg.yaml")
 
@@ -186,3 +188,30 @@ def test_retired_options_still_load_and_refuse_when_on():
         RunConfig.from_dict({"model": {"probe_trainable": True}}, source="old.yaml")
     assert str(e.value) == ("old.yaml: key 'model.probe_trainable': model.probe_trainable was "
                             "removed; learn the probe with train.refine_probe (--refine-probe)")
+
+
+def test_each_kind_has_its_own_options_and_older_flat_sections_load(tmp_path):
+    """``model`` options live in the kind's options class (``cfg.options``), flat in YAML; a
+    section written before options were per kind (every kind's options, the other kinds' at
+    their defaults) still loads, and switching kind in ``with_overrides`` starts from the new
+    kind's defaults."""
+    from ptychopinn.config import load_config, save_config
+    from ptychopinn.models.options import CNNOptions, UnrolledOptions
+    from ptychopinn.models.registry import REGISTRY
+
+    assert {k: v.options for k, v in REGISTRY.items()} == {
+        "unrolled": UnrolledOptions, "pinn": CNNOptions, "baseline": CNNOptions}
+    cfg = RunConfig.from_dict({"model": {"kind": "unrolled", "n_iterations": 3}})
+    assert cfg.model.options == UnrolledOptions(n_iterations=3)
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+    assert "n_filters_scale" not in cfg.to_dict()["model"]
+    old = {"kind": "unrolled", "n_filters_scale": 1.0, "amp_activation": "sigmoid",
+           "object_big": True, "pad_object": True, "learn_scale": True, "loss": "poisson",
+           "batch_norm": True, "n_iterations": 3, "refiner_width": 16, "memory_channels": 4,
+           "dose_input": False, "consistency": "modulus"}
+    assert RunConfig.from_dict({"model": old}) == cfg
+    small = RunConfig().with_overrides(model={"n_filters_scale": 0.25})
+    assert small.model.options.n_filters_scale == 0.25
+    switched = small.with_overrides(model={"kind": "unrolled"})
+    assert switched.model.options == UnrolledOptions()

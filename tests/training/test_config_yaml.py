@@ -20,7 +20,7 @@ def test_yaml_reads_1e_minus_3_as_a_string_and_the_loader_coerces_it(tmp_path):
     cfg = load_config(path)
     assert type(cfg.train.learning_rate) is float and cfg.train.learning_rate == 0.001
     assert type(cfg.train.max_minutes) is float and cfg.train.max_minutes == 2.0
-    assert cfg.train.epochs == 3 and cfg.model.n_filters_scale == 0.5
+    assert cfg.train.epochs == 3 and cfg.model.options.n_filters_scale == 0.5
 
 
 def test_tiny_training_with_1e_minus_3_learning_rate(tmp_path, tiny_npz):

@@ -96,12 +96,13 @@ class ObjectNet(nn.Module):
     def __init__(self, cfg: ModelConfig, *, n: int, channels: int):
         super().__init__()
         self.cfg = cfg
-        w = cfg.widths(n)
+        opt = cfg.options  # CNNOptions
+        w = opt.widths(n)
         c = channels
-        self.encoder = Encoder(c, w, cfg.batch_norm)
-        self.amp = Decoder(w, c, pad_object=cfg.pad_object, norm=cfg.batch_norm)
-        self.phase = Decoder(w, c, pad_object=cfg.pad_object, norm=cfg.batch_norm)
-        if cfg.amp_activation == "sigmoid":  # start near amplitude 0.8
+        self.encoder = Encoder(c, w, opt.batch_norm)
+        self.amp = Decoder(w, c, pad_object=opt.pad_object, norm=opt.batch_norm)
+        self.phase = Decoder(w, c, pad_object=opt.pad_object, norm=opt.batch_norm)
+        if opt.amp_activation == "sigmoid":  # start near amplitude 0.8
             self.amp.head.bias.data.fill_(math.log(4.0))
 
     def amplitude_phase(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -111,7 +112,7 @@ class ObjectNet(nn.Module):
         faster training steps; ``benchmarks/cpu_efficiency.py``)."""
         z = self.encoder(x.contiguous(memory_format=torch.channels_last))
         a = self.amp(z)
-        act = self.cfg.amp_activation
+        act = self.cfg.options.amp_activation
         amp = torch.sigmoid(a) if act == "sigmoid" else (
             nn.functional.softplus(a) if act == "softplus" else torch.exp(a))
         phase = math.pi * torch.tanh(self.phase(z))

@@ -3,12 +3,13 @@ config does not import torch."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
 
 from ptychopinn.errors import PtychoInputError
-from ptychopinn.models.registry import check_kind
+from ptychopinn.models.registry import REGISTRY, kind_spec
+from ptychopinn.schema import build_section, check_keys, default_of
 
 #: Model options that were removed, with the value that meant "off" (None: any value); older
 #: configs and bundles holding them still load (:func:`drop_retired`).
@@ -33,52 +34,92 @@ def drop_retired(model: dict, *, source: object = "<dict>") -> dict:
 class ModelConfig:
     """Network and physics options.
 
-    ``kind`` one of :data:`ptychopinn.models.registry.KINDS`;
-    ``n_filters_scale`` scales the base width of 16 filters; ``object_big`` merges the C
-    patches per group; ``pad_object`` predicts the central N/2 region with the main decoder and
-    the border with a small branch. ``n_iterations`` and ``refiner_width`` set the unrolled
-    network (physics steps K, refiner channels, memory channels carried between steps;
-    ``dose_input``: its refiners also see the scan's log mean counts, for a model that serves
-    many doses). ``consistency``: the data-consistency step of the canvas network,
-    ``"modulus"`` (replace the far-field modulus by the measured one: the gradient step of the
-    amplitude (Gaussian) misfit) or ``"poisson"`` (half a gradient step of the Poisson
-    likelihood in counts, (y/I − 1)/2 per far-field pixel, damped below one photon; the two
-    agree at high counts).
+    ``kind`` one of :data:`ptychopinn.models.registry.KINDS`; ``learn_scale`` learns the
+    intensity scale s (model amplitude -> sqrt(counts)); ``loss`` the physics loss (Poisson
+    NLL in counts or amplitude MAE). ``options``: the kind's own options
+    (:attr:`~ptychopinn.models.registry.KindSpec.options`, e.g.
+    :class:`~ptychopinn.models.options.UnrolledOptions`; None: its defaults). In YAML and
+    manifests they sit flat beside ``kind`` (:meth:`to_dict`, :meth:`from_dict`).
     """
 
     kind: str = "pinn"
-    n_filters_scale: float = 1.0
-    amp_activation: Literal["sigmoid", "softplus", "exp"] = "sigmoid"
-    object_big: bool = True
-    pad_object: bool = True
     learn_scale: bool = True
     loss: Literal["poisson", "mae"] = "poisson"
-    batch_norm: bool = True
-    n_iterations: int = 6
-    refiner_width: int = 16
-    memory_channels: int = 4
-    dose_input: bool = False
-    consistency: Literal["modulus", "poisson"] = "modulus"
+    options: Any = None
 
     def __post_init__(self) -> None:
-        check_kind(self.kind)
-        if self.n_filters_scale <= 0:
-            raise PtychoInputError(f"n_filters_scale must be > 0, got {self.n_filters_scale}")
-        if self.amp_activation not in ("sigmoid", "softplus", "exp"):
-            raise PtychoInputError(f"unknown amp_activation {self.amp_activation!r}")
+        klass = kind_spec(self.kind).options  # refuses an unknown kind
         if self.loss not in ("poisson", "mae"):
             raise PtychoInputError(f"loss must be 'poisson' or 'mae', got {self.loss!r}")
-        if self.consistency not in ("modulus", "poisson"):
-            raise PtychoInputError("consistency must be 'modulus' or 'poisson', got "
-                                   f"{self.consistency!r}")
-        if self.n_iterations < 1:
-            raise PtychoInputError(f"n_iterations must be >= 1, got {self.n_iterations}")
-        if self.memory_channels < 0:
-            raise PtychoInputError(f"memory_channels must be >= 0, got {self.memory_channels}")
-        if self.refiner_width < 1:
-            raise PtychoInputError(f"refiner_width must be >= 1, got {self.refiner_width}")
+        if self.options is None:
+            object.__setattr__(self, "options", klass())
+        elif type(self.options) is not klass:
+            raise PtychoInputError(f"model.kind {self.kind!r} takes {klass.__name__}, not "
+                                   f"{type(self.options).__name__}")
 
-    def widths(self, n: int) -> list[int]:
-        """Filters per encoder stage for N = ``n``: 3 stages for N = 64, one more per doubling."""
-        base = max(4, int(round(16 * self.n_filters_scale)))
-        return [base * 2**k for k in range(int(math.log2(n)) - 3)]
+    def to_dict(self) -> dict[str, Any]:
+        """The flat ``model`` section: ``kind``, ``learn_scale``, ``loss`` and the kind's
+        options."""
+        return {"kind": self.kind, "learn_scale": self.learn_scale, "loss": self.loss,
+                **asdict(self.options)}
+
+    @classmethod
+    def from_dict(cls, values: Any, *, source: object = "<dict>") -> ModelConfig:
+        """Build from a flat ``model`` section, values coerced to the field types.
+
+        A key no kind knows is refused in one line naming the keys ``kind`` takes; an option of
+        another kind is refused too, unless it has that kind's default value (configs and
+        bundles written before options were per kind list every kind's options: dropped).
+        """
+        if values is None:
+            values = {}
+        if not isinstance(values, Mapping):
+            raise PtychoInputError(f"expected a mapping, got {type(values).__name__}",
+                                   path=source, key="model")
+        kind = values.get("kind", default_of(cls, "kind"))
+        if not isinstance(kind, str):
+            raise PtychoInputError(f"expected a string, got {kind!r}", path=source,
+                                   key="model.kind")
+        try:
+            klass = kind_spec(kind).options
+        except PtychoInputError as e:
+            raise PtychoInputError(str(e), path=source, key="model.kind") from None
+        common = [f.name for f in fields(cls) if f.name != "options"]
+        own = [f.name for f in fields(klass)]
+        values = {k: v for k, v in values.items() if k in common + own
+                  or not _default_elsewhere(k, v, klass)}
+        for k in values:
+            owner = _owner(k, klass)
+            if k not in common + own and owner is not None:
+                raise PtychoInputError(f"an option of {owner}, not of model.kind "
+                                       f"{kind!r} (its options: {', '.join(own) or 'none'})",
+                                       path=source, key=f"model.{k}")
+        check_keys(values, common + own, section="model", source=source)
+        opts = build_section(klass, {k: v for k, v in values.items() if k in own},
+                             section="model", source=source)
+        return build_section(cls, {k: v for k, v in values.items() if k in common},
+                             section="model", source=source, fixed={"options": opts})
+
+
+def _option_classes() -> dict[type, list[str]]:
+    """Options class -> the kinds that take it."""
+    out: dict[type, list[str]] = {}
+    for kind, spec in REGISTRY.items():
+        out.setdefault(spec.options, []).append(kind)
+    return out
+
+
+def _owner(key: str, exclude: type) -> str | None:
+    """Words naming the kinds whose options (other than ``exclude``) hold ``key``."""
+    for klass, kinds in _option_classes().items():
+        if klass is not exclude and key in {f.name for f in fields(klass)}:
+            return "model.kind " + " / ".join(kinds)
+    return None
+
+
+def _default_elsewhere(key: str, value: Any, exclude: type) -> bool:
+    """True when ``key`` is an option of another kind's class and ``value`` its default."""
+    for klass in _option_classes():
+        if klass is not exclude and key in {f.name for f in fields(klass)}:
+            return value == default_of(klass, key)
+    return False

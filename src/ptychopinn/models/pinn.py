@@ -76,7 +76,7 @@ class PINN(nn.Module):
         if count_scale is not None:
             x = x / count_scale[:, None, None, None]
         raw = self.net(x)
-        merged = merge_and_recut(raw, offsets) if self.cfg.object_big else raw
+        merged = merge_and_recut(raw, offsets) if self.cfg.options.object_big else raw
         return raw, merged
 
     def forward(self, amplitude: Tensor, offsets: Tensor, *, probe: Tensor | None = None,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ptychopinn.errors import PtychoInputError
+from ptychopinn.models.options import CNNOptions, NoOptions, UnrolledOptions
 
 if TYPE_CHECKING:  # keep the CLI's import of KINDS free of torch
     from torch import nn
@@ -32,7 +33,9 @@ class KindSpec:
     models (SPEC §8); ``ffts_per_member(cfg, extra_steps)``: 2-D FFTs (forward + inverse) one
     forward pass spends per group member (issue #22 counts the work in FFTs per pattern; 0 for
     the CNNs, whose inference runs no physics), ``extra_steps`` plain data-consistency steps
-    added at inference (:class:`~ptychopinn.inference.predict.InferConfig`).
+    added at inference (:class:`~ptychopinn.inference.predict.InferConfig`); ``options``:
+    the frozen dataclass of its own ``model`` options (:mod:`ptychopinn.models.options`,
+    ``cfg.options``; keys it does not hold are refused).
     """
 
     description: str
@@ -45,6 +48,7 @@ class KindSpec:
     aliases: tuple[str, ...] = ()
     study: bool = False
     ffts_per_member: Callable[..., int] = field(default=lambda cfg, extra_steps=0: 0)
+    options: type = NoOptions
 
 
 def _object_net(cfg, *, n: int, gridsize: int) -> nn.Module:
@@ -70,15 +74,17 @@ REGISTRY: dict[str, KindSpec] = {
                          recommended={"grouping": {"gridsize": 3, "neighbor_count": 12,
                                                    "inference_gridsize": 16},
                                       "train": {"augment": True}},
-                         aliases=("ptychopinn-unrolled",),
-                         ffts_per_member=lambda cfg, extra_steps=0: 2 * (cfg.n_iterations
-                                                                   + extra_steps)),
+                         aliases=("ptychopinn-unrolled",), options=UnrolledOptions,
+                         ffts_per_member=lambda cfg, extra_steps=0: 2 * (
+                             cfg.options.n_iterations + extra_steps)),
     "pinn": KindSpec("faithful PtychoPINN CNN (encoder + amplitude/phase decoders), physics loss",
-                     _object_net, "PtychoPINN", aliases=("ptychopinn",), study=True),
+                     _object_net, "PtychoPINN", aliases=("ptychopinn",), study=True,
+                     options=CNNOptions),
     "baseline": KindSpec("supervised PtychoNN-style CNN (gridsize 1), MAE against labels",
                          _object_net, "Baseline", supervised=True,
                          recommended={"grouping": {"gridsize": 1}}, fixed_gridsize=1,
-                         aliases=("supervised", "ptychonn"), study=True),
+                         aliases=("supervised", "ptychonn"), study=True,
+                         options=CNNOptions),
 }
 
 #: The kind trained when none is named (``train`` without ``--model``, the Ptychodus plugin).

@@ -65,11 +65,12 @@ class UnrolledNet(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg
-        k = cfg.n_iterations
+        opt = cfg.options  # UnrolledOptions
+        k = opt.n_iterations
         self.step = nn.Parameter(torch.ones(k))  # learned step sizes α_k
-        extra = 1 if cfg.dose_input else 0
-        self.refiners = nn.ModuleList(CanvasRefiner(cfg.refiner_width, cfg.memory_channels, extra)
-                                      for _ in range(k))
+        extra = 1 if opt.dose_input else 0
+        self.refiners = nn.ModuleList(CanvasRefiner(opt.refiner_width, opt.memory_channels,
+                                                    extra) for _ in range(k))
 
     def forward(self, target: Tensor, offsets: Tensor, probe: Tensor,
                 mean_counts: Tensor | None = None, *, extra_steps: int = 0) -> Tensor:
@@ -90,9 +91,9 @@ class UnrolledNet(nn.Module):
         cov_n = cov / cov.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
         denom = cov + 1e-2 * cov.amax(dim=(-2, -1), keepdim=True)
         canvas = torch.ones(b, s, s, dtype=torch.complex64, device=target.device)
-        mem = target.new_zeros(b, self.cfg.memory_channels, s, s)
+        mem = target.new_zeros(b, self.cfg.options.memory_channels, s, s)
         dose = []
-        if self.cfg.dose_input:
+        if self.cfg.options.dose_input:
             if mean_counts is None:
                 raise ValueError("this network needs the scan's mean counts (dose_input)")
             lvl = (torch.log10(mean_counts.to(target.dtype).clamp_min(1.0)) - 6.0) / 3.0
@@ -100,7 +101,7 @@ class UnrolledNet(nn.Module):
         # the modulus replacement commutes with the far field's centring shift: work in the
         # unshifted FFT layout (far_field = fftshift ∘ fft2, so one ifftshift of the target)
         target = torch.fft.ifftshift(target, dim=(-2, -1))
-        poisson = self.cfg.consistency == "poisson"
+        poisson = self.cfg.options.consistency == "poisson"
         if poisson:
             if mean_counts is None:
                 raise ValueError("Poisson data consistency needs the scan's mean counts")

@@ -6,7 +6,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,8 @@ def _initial_model(cfg: RunConfig, data: PtychoData, init_bundle: Bundle | str |
                                f"initial bundle's ({model.gridsize}); fine-tuning keeps the "
                                "bundle's group side")
     if cfg.model != model.cfg:
-        diff = sorted(k for k, v in asdict(cfg.model).items() if getattr(model.cfg, k) != v)
+        theirs = model.cfg.to_dict()
+        diff = sorted(k for k, v in cfg.model.to_dict().items() if theirs.get(k) != v)
         raise PtychoInputError(f"model config differs from the initial bundle's in "
                                f"{', '.join(diff)}; fine-tuning keeps the bundle's model")
     man = bundle.manifest

@@ -12,7 +12,7 @@ were recorded carry them as ``model_config.n`` and ``model_config.gridsize`` and
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ def save_bundle(model: PINN, path: str | os.PathLike, *, extra: dict[str, Any] |
     blob = st_save(state)
     fields = {
         "package_version": __version__,
-        "model_config": asdict(model.cfg),
+        "model_config": model.cfg.to_dict(),
         "patch_size": model.n,
         "grouping_config": grouping,
         "normalisation": {
@@ -175,4 +175,4 @@ def _shape_and_config(manifest: dict[str, Any]) -> tuple[int, int, ModelConfig]:
     gridsize = (manifest.get("grouping_config") or {}).get("gridsize", legacy.get("gridsize"))
     if n is None or gridsize is None:
         raise KeyError("patch_size" if n is None else "grouping_config.gridsize")
-    return int(n), int(gridsize), ModelConfig(**mc)
+    return int(n), int(gridsize), ModelConfig.from_dict(mc, source="bundle manifest")
