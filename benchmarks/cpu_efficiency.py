@@ -26,7 +26,6 @@ from standard_scene import XPP, machine
 from ptychopinn.config import RunConfig
 from ptychopinn.data.grouping import make_groups, relative_offsets
 from ptychopinn.data.simulate import SimulationConfig, simulate
-from ptychopinn.models.registry import RECOMMENDED
 from ptychopinn.physics.noise import poisson_nll
 from ptychopinn.training.api import build_model
 
@@ -91,8 +90,7 @@ def main() -> None:
     print(json.dumps({"machine": machine(), "batch_groups": a.batch}), flush=True)
     fns, members = {}, {}
     for kind in KINDS:
-        cfg = RunConfig().with_overrides(model={"kind": kind},
-                                         grouping=RECOMMENDED.get(kind, {}).get("grouping", {}))
+        cfg = RunConfig.for_kind(kind)
         torch.manual_seed(0)
         model, _ = build_model(cfg, data)
         amp, off = batch(data, cfg, a.batch)
