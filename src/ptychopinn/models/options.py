@@ -58,7 +58,10 @@ class UnrolledOptions:
     ``"modulus"`` (replace the far-field modulus by the measured one: the gradient step of the
     amplitude (Gaussian) misfit) or ``"poisson"`` (half a gradient step of the Poisson
     likelihood in counts, (y/I − 1)/2 per far-field pixel, damped below one photon; the two
-    agree at high counts).
+    agree at high counts). ``step_map``: each refiner also predicts a per-pixel step-size
+    factor in (0, 2) (starting at 1) for its data-consistency step, seeing the canvas, the update
+    and the probe coverage before the step (a learned, spatially varying relaxation; issue #22
+    candidate (d)); off: one learned scalar step per iteration.
     """
 
     n_iterations: int = 6
@@ -66,6 +69,7 @@ class UnrolledOptions:
     memory_channels: int = 4
     dose_input: bool = False
     consistency: Literal["modulus", "poisson"] = "modulus"
+    step_map: bool = False
 
     def __post_init__(self) -> None:
         if self.consistency not in ("modulus", "poisson"):

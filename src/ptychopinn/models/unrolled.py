@@ -26,30 +26,34 @@ from ptychopinn.physics.patches import PatchGeometry
 
 
 class CanvasRefiner(nn.Module):
-    """Small residual CNN: canvas features (B, 5 + H, S, S) -> complex correction (B, S, S)
-    and the next memory (B, H, S, S) (H = ``memory`` channels carried between steps, as in
-    learned primal-dual schemes; 0 = none).
+    """Small residual CNN: canvas features (B, 5 + H, S, S) -> complex correction (B, S, S),
+    the next memory (B, H, S, S) (H = ``memory`` channels carried between steps, as in
+    learned primal-dual schemes; 0 = none) and, with ``step_map``, a per-pixel step factor
+    (B, S, S) in (0, 2) (1 untrained).
 
     A 3×3 stem, two dilated 3×3 layers (receptive field 15 px) and a 1×1 head whose weights
     start at zero, so an untrained refiner leaves the physics step unchanged. Runs in
     channels-last memory format (about 3× faster convolutions on CPU).
     """
 
-    def __init__(self, width: int, memory: int = 0, extra: int = 0):
+    def __init__(self, width: int, memory: int = 0, extra: int = 0, step_map: bool = False):
         super().__init__()
         self.memory = memory
+        self.step_map = step_map
         self.net = nn.Sequential(
             nn.Conv2d(5 + extra + memory, width, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.ReLU(inplace=True),
-            nn.Conv2d(width, 2 + memory, 1),
+            nn.Conv2d(width, 2 + memory + int(step_map), 1),
         )
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
-    def forward(self, feats: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, feats: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         d = self.net(feats.contiguous(memory_format=torch.channels_last))
-        return torch.complex(d[:, 0], d[:, 1]), torch.tanh(d[:, 2:])
+        step = 2 * torch.sigmoid(d[:, -1]) if self.step_map else None
+        return (torch.complex(d[:, 0], d[:, 1]), torch.tanh(d[:, 2 : 2 + self.memory]),
+                step)
 
 
 class UnrolledNet(nn.Module):
@@ -70,7 +74,7 @@ class UnrolledNet(nn.Module):
         self.step = nn.Parameter(torch.ones(k))  # learned step sizes α_k
         extra = 1 if opt.dose_input else 0
         self.refiners = nn.ModuleList(CanvasRefiner(opt.refiner_width, opt.memory_channels,
-                                                    extra) for _ in range(k))
+                                                    extra, opt.step_map) for _ in range(k))
 
     def forward(self, target: Tensor, offsets: Tensor, probe: Tensor,
                 mean_counts: Tensor | None = None, *, extra_steps: int = 0) -> Tensor:
@@ -121,12 +125,16 @@ class UnrolledNet(nn.Module):
                 dpsi = torch.fft.ifft2(target * torch.sgn(f), norm="ortho") - psi
             return geo.place(dpsi * probe.conj()) / denom
 
+        step_map = self.cfg.options.step_map
         for alpha, refine in zip(self.step, self.refiners, strict=True):
             upd = update(canvas)
-            canvas = canvas + alpha * upd
+            if not step_map:  # the refiner sees the canvas after the step
+                canvas = canvas + alpha * upd
             feats = torch.cat([torch.stack([canvas.real, canvas.imag, upd.real, upd.imag, cov_n],
                                            1), *dose, mem], 1)
-            delta, mem = refine(feats)
+            delta, mem, factor = refine(feats)
+            if step_map:  # ... or before it, and sets the step pixel by pixel
+                canvas = canvas + alpha * factor * upd
             canvas = canvas + delta
         for _ in range(extra_steps):
             canvas = canvas + update(canvas)
