@@ -217,24 +217,37 @@ def test_each_kind_has_its_own_options_and_older_flat_sections_load(tmp_path):
     assert switched.model.options == UnrolledOptions()
 
 
-def test_step_map_starts_as_the_scalar_step_and_learns_a_per_pixel_factor():
-    """``step_map``: untrained, each step is the scalar-step network's (factor 1 everywhere);
-    the factor's head gets a gradient, and a trained factor changes the output pixel by pixel."""
+@pytest.mark.parametrize("option, value, head_channels", [("step_map", True, 2 + 4 + 1),
+                                                          ("refiner_scales", 2, 2 + 4)])
+def test_refiner_options_start_as_the_plain_network_and_learn(option, value, head_channels):
+    """``step_map`` (a per-pixel step factor) and ``refiner_scales`` (a half-resolution
+    branch): untrained, the network is the plain one (factor 1, zero head); the new weights get
+    a gradient, and once trained they change the output."""
     from ptychopinn.models.unrolled import UnrolledNet
 
     torch.manual_seed(1)
     target, offsets = torch.rand(2, 4, 32, 32), torch.randn(2, 4, 2) * 3
     probe = torch.ones(32, 32, dtype=torch.complex64)
     nets = []
-    for step_map in (False, True):
+    for opts in ({}, {option: value}):
         torch.manual_seed(0)
         nets.append(UnrolledNet(ModelConfig.from_dict(
-            {"kind": "unrolled", "n_iterations": 2, "step_map": step_map})))
-    plain, mapped = (net(target, offsets, probe) for net in nets)
-    assert torch.allclose(plain, mapped, atol=1e-6)
-    mapped.abs().sum().backward()
-    head = nets[1].refiners[0].net[-1]
-    assert head.out_channels == 2 + 4 + 1 and float(head.weight.grad[-1].abs().sum()) > 0
+            {"kind": "unrolled", "n_iterations": 2, **opts})))
+    plain, changed = (net(target, offsets, probe) for net in nets)
+    assert torch.allclose(plain, changed, atol=1e-6)
+    changed.abs().sum().backward()
+    refiner = nets[1].refiners[0]
+    head = refiner.net[-1]
+    assert head.out_channels == head_channels
+    if option == "step_map":
+        assert float(head.weight.grad[-1].abs().sum()) > 0
     with torch.no_grad():
-        head.bias[-1] = 1.0  # factor 2σ(1) ≈ 1.46 in the first step
+        if option == "step_map":
+            head.bias[-1] = 1.0  # factor 2σ(1) ≈ 1.46 in the first step
+        else:
+            head.weight.normal_(0, 0.1)
     assert not torch.allclose(nets[1](target, offsets, probe), plain, atol=1e-4)
+    if option == "refiner_scales":  # the coarse branch learns once the head is not zero
+        nets[1].zero_grad()
+        nets[1](target, offsets, probe).abs().sum().backward()
+        assert float(refiner.coarse[0].weight.grad.abs().sum()) > 0

@@ -61,7 +61,9 @@ class UnrolledOptions:
     agree at high counts). ``step_map``: each refiner also predicts a per-pixel step-size
     factor in (0, 2) (starting at 1) for its data-consistency step, seeing the canvas, the update
     and the probe coverage before the step (a learned, spatially varying relaxation; issue #22
-    candidate (d)); off: one learned scalar step per iteration.
+    candidate (d)); off: one learned scalar step per iteration. ``refiner_scales``: 2 adds a
+    half-resolution branch to each refiner (receptive field 15 px -> ~45 px: slowly varying
+    phase errors that the full-resolution layers cannot see); 1 = none.
     """
 
     n_iterations: int = 6
@@ -70,8 +72,11 @@ class UnrolledOptions:
     dose_input: bool = False
     consistency: Literal["modulus", "poisson"] = "modulus"
     step_map: bool = False
+    refiner_scales: int = 1
 
     def __post_init__(self) -> None:
+        if self.refiner_scales not in (1, 2):
+            raise PtychoInputError(f"refiner_scales must be 1 or 2, got {self.refiner_scales}")
         if self.consistency not in ("modulus", "poisson"):
             raise PtychoInputError("consistency must be 'modulus' or 'poisson', got "
                                    f"{self.consistency!r}")
