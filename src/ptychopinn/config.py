@@ -37,6 +37,9 @@ class TrainConfig:
     seed: int = 0
     show_progress: bool = True
     plateau_monitor: str = "train"  # which epoch loss lowers the LR: "train" or "val"
+    #: with a validation set, the bundle holds the weights of the epoch with the lowest
+    #: validation (physics) loss, not the last epoch's: a late loss spike cannot spoil a run
+    keep_best: bool = True
     #: probe refinement (issue #16): the probe becomes a learnable parameter with its own
     #: learning rate after ``probe_warmup_epochs``; its total power stays fixed, and it is zero
     #: outside ``probe_support_radius`` pixels of the centre (None: 1.25 × the radius holding

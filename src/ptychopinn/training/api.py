@@ -305,7 +305,8 @@ def _fit(prep: _Prepared, cfg: RunConfig, out_dir: Path, *, resume: bool, corpus
                                           else "train"),
                          probe_refinement=probe_cfg, position_refinement=pos_cfg,
                          nominal_positions=None if pos_cfg is None
-                         else torch.from_numpy(data.positions), augment=cfg.train.augment)
+                         else torch.from_numpy(data.positions), augment=cfg.train.augment,
+                         keep_best=cfg.train.keep_best and prep.val_ds is not None)
     accelerator = _resolve_accelerator(cfg.train.accelerator)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out_dir / "config.yaml")
@@ -365,6 +366,7 @@ def _write(prep: _Prepared, fit: _Fitted, cfg: RunConfig, out_dir: Path, *,
     if trainer.global_rank != 0:
         return TrainResult(out_dir, out_dir / "model.zip", epochs_done, seconds, 0.0,
                            accelerator, None)
+    kept = module.restore_best()
     module.commit_probe()
     module.model.to("cpu")
     extra: dict[str, Any] = {
@@ -383,6 +385,8 @@ def _write(prep: _Prepared, fit: _Fitted, cfg: RunConfig, out_dir: Path, *,
                                "dose_range": [consts["mean_total_counts"]] * 2}
     if prep.origin is not None:
         extra["initialised_from"] = prep.origin
+    if kept is not None:  # the weights are those of the epoch with the lowest validation loss
+        extra["kept_epoch"] = kept
     probe_info = None
     if module.probe_refinement is not None:
         probe_info = _probe_outputs(module.model, fit.initial_probe, data,
@@ -407,6 +411,8 @@ def _write(prep: _Prepared, fit: _Fitted, cfg: RunConfig, out_dir: Path, *,
         "groups": prep.n_groups,
         "device": accelerator,
         "final_train_loss": None if result_loss is None else float(result_loss),
+        "kept_epoch": epochs_done if kept is None else kept["epoch"],
+        **({} if kept is None else {"kept_val_loss": kept["val_loss"]}),
         "intensity_scale": float(module.model.physics.scale.detach()),
         **consts,
         **({} if probe_info is None else {"probe_refinement": probe_info}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ def supervised_mae(patches: Tensor, labels: Tensor) -> Tensor:
     dphi = torch.angle(patches * labels.conj())
     return amp + dphi.abs().mean()
 
+
+logger = logging.getLogger(__name__)
 
 #: Our entry in a training checkpoint: ``{"epochs_completed": int}``.
 CHECKPOINT_KEY = "ptychopinn"
@@ -77,7 +80,8 @@ class ReconModule(L.LightningModule):
                  plateau_monitor: str = "train",
                  probe_refinement: ProbeRefinement | None = None,
                  position_refinement: PositionRefinement | None = None,
-                 nominal_positions: Tensor | None = None, augment: bool = False):
+                 nominal_positions: Tensor | None = None, augment: bool = False,
+                 keep_best: bool = False):
         super().__init__()
         self.model = model
         self.augment = augment
@@ -108,6 +112,11 @@ class ReconModule(L.LightningModule):
         #: checkpoint entry (:data:`CHECKPOINT_KEY`) so a resumed run knows where it stands
         #: without reading Lightning's private loop state
         self.epochs_completed = 0
+        #: ``keep_best``: the state (model, probe, positions) of the epoch with the lowest
+        #: validation loss, restored by :meth:`restore_best` (also in our checkpoint entry)
+        self.keep_best = keep_best
+        self.best: dict | None = None  # {"loss", "epoch", "state"}
+        self._val_sum: list[Tensor] = []
 
     def refined_probe(self) -> Tensor:
         """The current constrained probe (N, N) complex64 (detached), or the model's probe."""
@@ -175,7 +184,39 @@ class ReconModule(L.LightningModule):
         return self._shared_step(batch, "train")
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "val")
+        loss = self._shared_step(batch, "val")
+        if self.keep_best:
+            bs = batch["amplitude"].shape[0]
+            self._val_sum.append(torch.stack([loss.detach() * bs, loss.new_tensor(bs)]))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sum = []
+
+    def on_validation_epoch_end(self) -> None:
+        """With ``keep_best``: keep a copy of the state when this epoch's validation loss (mean
+        over groups, over all processes) is the lowest so far."""
+        if not self.keep_best or not self._val_sum or self.trainer.sanity_checking:
+            return
+        total = torch.stack(self._val_sum).sum(0)
+        total = self.trainer.strategy.reduce(total, reduce_op="sum")
+        loss = float(total[0] / total[1])
+        if self.best is None or loss < self.best["loss"]:
+            self.best = {"loss": loss, "epoch": self.epochs_completed + 1,
+                         "state": {k: v.detach().clone()
+                                   for k, v in self.state_dict().items()}}
+
+    def restore_best(self) -> dict | None:
+        """Load the kept best state (``keep_best``) unless the last epoch is the best; returns
+        ``{"epoch", "val_loss"}`` of the weights now held (None without a kept state)."""
+        if self.best is None:
+            return None
+        if self.best["epoch"] != self.epochs_completed:
+            self.load_state_dict(self.best["state"])
+            logger.info("kept the weights of epoch %d (lowest validation loss %.6g) instead of "
+                        "the last epoch's (%d)", self.best["epoch"], self.best["loss"],
+                        self.epochs_completed)
+        return {"epoch": self.best["epoch"], "val_loss": self.best["loss"]}
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "test")
@@ -198,10 +239,15 @@ class ReconModule(L.LightningModule):
         self.epochs_completed += 1
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = {"epochs_completed": self.epochs_completed}
+        checkpoint[CHECKPOINT_KEY] = {"epochs_completed": self.epochs_completed,
+                                      **({} if self.best is None else {"best": self.best})}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.epochs_completed = checkpoint_epochs(checkpoint)
+        best = (checkpoint.get(CHECKPOINT_KEY) or {}).get("best")
+        if best is not None:
+            self.best = {"loss": float(best["loss"]), "epoch": int(best["epoch"]),
+                         "state": dict(best["state"])}
 
     def on_train_epoch_start(self) -> None:
         """Warm-ups (probe, positions): a group's learning rate is 0 until its first epoch
