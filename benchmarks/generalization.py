@@ -4,7 +4,9 @@ Every scan is simulated on a 192² object with 1000 random positions (64-px patt
 in y; all methods are scored on the test half against the truth, on the common scanned region,
 with the same torch thread count:
 
-* ``general``: the shipped model, plain inference (the scan's probe and count scale);
+* ``general``: the shipped model, plain inference (the scan's probe and count scale; its 9
+  plain data-consistency steps after the learned ones, ``model.inference_steps``);
+* ``general0``: the same without those steps (``extra_steps=0``);
 * ``general+adapt``: the same, first adapted to the test half for ``--adapt-minutes``;
 * ``own``: an ``unrolled`` model trained ``--own-minutes`` on the train half of the same
   conditions (only for the variants in ``--own``), plain inference;
@@ -113,6 +115,8 @@ def run_variant(variant: str, out: Path, a: argparse.Namespace) -> dict[str, Any
     reconstruct("general", test_d, quiet)  # warm-up (imports, first allocation)
     r = reconstruct("general", test_d, quiet)
     recons["general"], times["general"] = r, {"infer_s": r.info["seconds"]}
+    r = reconstruct("general", test_d, InferConfig(show_progress=False, extra_steps=0))
+    recons["general0"], times["general0"] = r, {"infer_s": r.info["seconds"]}
     r = run_inference("general", test_d, quiet, adapt_cfg=AdaptConfig(
         minutes=a.adapt_minutes, show_progress=False)).reconstruction
     recons["general+adapt"] = r
@@ -149,8 +153,10 @@ def run_variant(variant: str, out: Path, a: argparse.Namespace) -> dict[str, Any
 def markdown(rows: list[dict], a: argparse.Namespace, info: dict) -> str:
     """One row per held-out scan: phase / amp SSIM and seconds of every method."""
     k = a.lsqml_epochs
-    cols = ["general", "general+adapt", "own", "pinn", "lsqml5", "lsqml20", f"lsqml{k}"]
-    head = ["scan (test half)", "general (plain)", f"general + adapt ≤ {a.adapt_minutes:g} min",
+    cols = ["general", "general0", "general+adapt", "own", "pinn", "lsqml5", "lsqml20",
+            f"lsqml{k}"]
+    head = ["scan (test half)", "general (plain)", "general, no extra steps",
+            f"general + adapt ≤ {a.adapt_minutes:g} min",
             f"unrolled trained {a.own_minutes:g} min on own conditions",
             f"pinn trained {a.own_minutes:g} min", "LSQML-5", "LSQML-20", f"LSQML-{k}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -178,7 +184,8 @@ def figure(rows: list[dict], path: Path, lsqml_last: int) -> None:
 
     fig = Figure(figsize=(10, 3.6), layout="constrained")
     ax = fig.subplots()
-    names = ["general", "general+adapt", "own", "pinn", "lsqml5", "lsqml20", f"lsqml{lsqml_last}"]
+    names = ["general", "general0", "general+adapt", "own", "pinn", "lsqml5", "lsqml20",
+             f"lsqml{lsqml_last}"]
     x = np.arange(len(rows))
     w = 0.8 / len(names)
     for i, n in enumerate(names):

@@ -354,10 +354,11 @@ def add_commands(sub) -> None:
                    help="members per group G² at inference (default: the bundle's "
                         "grouping.inference_gridsize, else its gridsize; another value only for "
                         "canvas networks, model.kind unrolled)")
-    s.add_argument("--extra-steps", type=int, default=0, metavar="K",
+    s.add_argument("--extra-steps", type=int, default=None, metavar="K",
                    help="K plain data-consistency steps after a canvas network's learned ones "
                         "(2 FFTs per pattern each; a little more quality, BENCHMARKS 'Quality "
-                        "per FFT'; default 0)")
+                        "per FFT'; default: the model's model.inference_steps, 9 for the "
+                        "shipped general model, else 0)")
     s.add_argument("--adapt-minutes", type=float, default=None, metavar="T",
                    help="first fine-tune a copy of the model on this scan's diffraction "
                         "(physics loss, no labels; not for the supervised baseline) for at "

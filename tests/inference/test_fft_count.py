@@ -50,3 +50,28 @@ def test_extra_steps_refused_for_a_cnn_and_a_negative_count(tmp_path, tiny_data)
         reconstruct(tmp_path / "p", tiny_data, InferConfig(show_progress=False, extra_steps=1))
     with pytest.raises(PtychoInputError, match="extra_steps must be >= 0, got -1"):
         InferConfig(extra_steps=-1)
+
+
+def test_the_bundle_sets_the_default_extra_steps(unrolled_run, tiny_data, tmp_path):
+    """``model.inference_steps`` in a bundle is the default of ``InferConfig.extra_steps``
+    (None); an explicit number overrides it; the shipped general model's is 9."""
+    from dataclasses import replace
+
+    from ptychopinn.training.bundle import load_bundle, resave_bundle
+
+    quiet = InferConfig(show_progress=False)
+    bundle = load_bundle(unrolled_run)
+    cfg = bundle.model.cfg
+    bundle.model.cfg = replace(cfg, options=replace(cfg.options, inference_steps=3))
+    resave_bundle(bundle, tmp_path / "k3.zip")
+    assert load_bundle(tmp_path / "k3.zip").manifest["model_config"]["inference_steps"] == 3
+    by_bundle = reconstruct(tmp_path / "k3.zip", tiny_data, quiet)
+    explicit = reconstruct(unrolled_run, tiny_data, replace(quiet, extra_steps=3))
+    assert by_bundle.info["extra_steps"] == explicit.info["extra_steps"] == 3
+    torch.testing.assert_close(torch.from_numpy(by_bundle.object),
+                               torch.from_numpy(explicit.object))
+    off = reconstruct(tmp_path / "k3.zip", tiny_data, replace(quiet, extra_steps=0))
+    plain = reconstruct(unrolled_run, tiny_data, quiet)
+    assert off.info["extra_steps"] == plain.info["extra_steps"] == 0
+    torch.testing.assert_close(torch.from_numpy(off.object), torch.from_numpy(plain.object))
+    assert load_bundle("general").model.cfg.options.inference_steps == 9

@@ -66,7 +66,9 @@ class InferConfig:
     0.354 -> 0.323, baseline 0.335 -> 0.324 with it on).
 
     ``extra_steps``: plain data-consistency steps a canvas network runs after its learned ones
-    (more FFTs, a little more quality: BENCHMARKS "Quality per FFT"); a CNN refuses.
+    (more FFTs, a little more quality: BENCHMARKS "Quality per FFT"); None: the model's own
+    ``inference_steps`` (:class:`~ptychopinn.models.options.UnrolledOptions`; 0 unless the
+    bundle says otherwise, 9 for the shipped general model); a CNN refuses any but 0.
     """
 
     batch_size: int | None = None
@@ -77,10 +79,10 @@ class InferConfig:
     gridsize: int | None = None
     probe: str | Path | None = None
     align_phase: bool | None = None
-    extra_steps: int = 0
+    extra_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if self.extra_steps < 0:
+        if self.extra_steps is not None and self.extra_steps < 0:
             raise PtychoInputError(f"extra_steps must be >= 0, got {self.extra_steps}")
         if self.batch_size is not None and self.batch_size < 1:
             raise PtychoInputError(f"batch_size must be >= 1, got {self.batch_size}")
@@ -142,7 +144,9 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     gcfg = bundle.manifest.get("grouping_config") or {}
     canvas_net = kind_spec(model.cfg.kind).canvas
     align = canvas_net if cfg.align_phase is None else cfg.align_phase
-    if cfg.extra_steps and not canvas_net:
+    extra = (cfg.extra_steps if cfg.extra_steps is not None
+             else getattr(model.cfg.options, "inference_steps", 0))
+    if extra and not canvas_net:
         raise PtychoInputError(f"model.kind {model.cfg.kind!r} has no data-consistency steps; "
                                "extra_steps needs a canvas network "
                                f"({', '.join(sorted(CANVAS_KINDS))})", path=data.source)
@@ -179,7 +183,7 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
             t = time.perf_counter()
             _, merged = model.predict_patches(torch.from_numpy(amp).to(dev),
                                               torch.from_numpy(offsets).to(dev),
-                                              extra_steps=cfg.extra_steps)
+                                              extra_steps=extra)
             if every:
                 seeds = np.arange(s, s + len(groups))
                 seed_col = np.argmax(groups == seeds[:, None], axis=1)
@@ -222,9 +226,10 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
         "device": str(dev),
         "gridsize": g,
         "model_kind": model.cfg.kind,
+        "extra_steps": extra,
         # the work, counted as LSQML's is: 2-D FFTs per pattern (every member predicted)
         "ffts_per_pattern": kind_spec(model.cfg.kind).ffts_per_member(model.cfg,
-                                                                      cfg.extra_steps)
+                                                                      extra)
         * all_groups.size / m,
         **cond_info,
     }

@@ -92,20 +92,6 @@ RECONSTRUCTOR_NAME = "PINN"
 TRAIN_DATA_FILE_NAME = "train_data.npz"
 TRAIN_CONFIG_FILE_NAME = "config.yaml"
 RUN_DIR_NAME = "ptychopinn_run"
-#: Manifest keys written by ``save_bundle`` itself (not passed back as ``extra``).
-_BUNDLE_OWN_KEYS = frozenset(
-    {
-        "format",
-        "format_version",
-        "package_version",
-        "model_config",
-        "normalisation",
-        "probe_shape",
-        "weights_sha256",
-    }
-)
-
-
 def default_run_config() -> RunConfig:
     """Training configuration used when none is given: the default kind's recommended run
     (:data:`~ptychopinn.models.registry.DEFAULT_KIND`, :meth:`RunConfig.for_kind`, as
@@ -366,11 +352,9 @@ class PtychopinnReconstructor(TrainableReconstructor):
 
     def save_model(self, file_path: Path) -> None:
         """Write the loaded model as a bundle (atomic), keeping its manifest's provenance."""
-        from ptychopinn.training.bundle import save_bundle
+        from ptychopinn.training.bundle import resave_bundle
 
-        bundle = self._require_bundle("save the model")
-        extra = {k: v for k, v in bundle.manifest.items() if k not in _BUNDLE_OWN_KEYS}
-        save_bundle(bundle.model, file_path, extra=extra)
+        resave_bundle(self._require_bundle("save the model"), file_path)
 
     def get_training_data_file_filter(self) -> str:
         """Qt file-dialog filter for exported training data."""

@@ -63,7 +63,11 @@ class UnrolledOptions:
     and the probe coverage before the step (a learned, spatially varying relaxation; issue #22
     candidate (d)); off: one learned scalar step per iteration. ``refiner_scales``: 2 adds a
     half-resolution branch to each refiner (receptive field 15 px -> ~45 px: slowly varying
-    phase errors that the full-resolution layers cannot see); 1 = none.
+    phase errors that the full-resolution layers cannot see); 1 = none. ``inference_steps``:
+    plain data-consistency steps (unit step, no learned correction) after the learned ones at
+    inference, unless the inference asks for another number
+    (:class:`~ptychopinn.inference.predict.InferConfig` ``extra_steps``); training never runs
+    them. The shipped general model uses 9 (BENCHMARKS "Extra steps for the general model").
     """
 
     n_iterations: int = 6
@@ -73,8 +77,11 @@ class UnrolledOptions:
     consistency: Literal["modulus", "poisson"] = "modulus"
     step_map: bool = False
     refiner_scales: int = 1
+    inference_steps: int = 0
 
     def __post_init__(self) -> None:
+        if self.inference_steps < 0:
+            raise PtychoInputError(f"inference_steps must be >= 0, got {self.inference_steps}")
         if self.refiner_scales not in (1, 2):
             raise PtychoInputError(f"refiner_scales must be 1 or 2, got {self.refiner_scales}")
         if self.consistency not in ("modulus", "poisson"):

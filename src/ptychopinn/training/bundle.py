@@ -84,6 +84,19 @@ def save_bundle(model: PINN, path: str | os.PathLike, *, extra: dict[str, Any] |
     return write_bundle_archive(path, fields, blob, extra=extra)
 
 
+#: Manifest entries :func:`save_bundle` writes itself (the rest is provenance, kept by
+#: :func:`resave_bundle`).
+BUNDLE_OWN_KEYS = frozenset({"format", "format_version", "package_version", "model_config",
+                             "patch_size", "normalisation", "probe_shape", "weights_sha256"})
+
+
+def resave_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
+    """Write a loaded (perhaps changed) ``bundle`` to ``path`` atomically, keeping its
+    manifest's provenance (training data, grouping, normalisation constants, ...)."""
+    extra = {k: v for k, v in bundle.manifest.items() if k not in BUNDLE_OWN_KEYS}
+    return save_bundle(bundle.model, path, extra=extra)
+
+
 @dataclass(frozen=True)
 class ShippedModel:
     """The general model shipped with the package, whatever the working directory holds (what
