@@ -135,7 +135,10 @@ def test_resume_continues_from_checkpoint_epoch(tmp_path, tiny_data):
     from ptychopinn.training.module import CHECKPOINT_KEY, checkpoint_epochs
 
     state = load_state(run / "checkpoints" / "last.ckpt")
-    assert state[CHECKPOINT_KEY] == {"epochs_completed": 3}
+    assert state[CHECKPOINT_KEY]["epochs_completed"] == 3
+    # the best-validation state (train.keep_best) travels with it across the resume
+    best = state[CHECKPOINT_KEY]["best"]
+    assert 1 <= best["epoch"] <= 3 and best["epoch"] == summary["kept_epoch"]
     del state[CHECKPOINT_KEY]  # a checkpoint from before the entry: Lightning's epoch field
     assert checkpoint_epochs(state) == 3
     import pandas as pd
