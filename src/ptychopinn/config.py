@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import yaml
@@ -188,7 +188,8 @@ class RunConfig:
         for name, upd in migrate_legacy(given, source="overrides").items():
             if name == "model" and upd.get("kind", self.model.kind) != self.model.kind:
                 # another kind: its own options' defaults, not the previous kind's options
-                d[name] = {k: v for k, v in d[name].items() if k in ("learn_scale", "loss")}
+                common = {f.name for f in fields(ModelConfig)} - {"kind", "options"}
+                d[name] = {k: v for k, v in d[name].items() if k in common}
             d[name].update(upd)
         return RunConfig.from_dict(d)
 

@@ -86,14 +86,19 @@ class ModelConfig:
             raise PtychoInputError(str(e), path=source, key="model.kind") from None
         common = [f.name for f in fields(cls) if f.name != "options"]
         own = [f.name for f in fields(klass)]
-        values = {k: v for k, v in values.items() if k in common + own
-                  or not _default_elsewhere(k, v, klass)}
-        for k in values:
-            owner = _owner(k, klass)
-            if k not in common + own and owner is not None:
-                raise PtychoInputError(f"an option of {owner}, not of model.kind "
-                                       f"{kind!r} (its options: {', '.join(own) or 'none'})",
-                                       path=source, key=f"model.{k}")
+        kept = {}
+        for k, v in values.items():
+            other = None if k in common + own else _other_kinds_option(k, klass)
+            if other is None:  # ours, or unknown to every kind (check_keys refuses it)
+                kept[k] = v
+            # another kind's option: dropped at its default (an older flat section holds
+            # every kind's options), refused otherwise
+            elif v != default_of(other[0], k):
+                raise PtychoInputError(f"an option of model.kind {' / '.join(other[1])}, not "
+                                       f"of model.kind {kind!r} (its options: "
+                                       f"{', '.join(own) or 'none'})", path=source,
+                                       key=f"model.{k}")
+        values = kept
         check_keys(values, common + own, section="model", source=source)
         opts = build_section(klass, {k: v for k, v in values.items() if k in own},
                              section="model", source=source)
@@ -101,25 +106,10 @@ class ModelConfig:
                              section="model", source=source, fixed={"options": opts})
 
 
-def _option_classes() -> dict[type, list[str]]:
-    """Options class -> the kinds that take it."""
-    out: dict[type, list[str]] = {}
-    for kind, spec in REGISTRY.items():
-        out.setdefault(spec.options, []).append(kind)
-    return out
-
-
-def _owner(key: str, exclude: type) -> str | None:
-    """Words naming the kinds whose options (other than ``exclude``) hold ``key``."""
-    for klass, kinds in _option_classes().items():
-        if klass is not exclude and key in {f.name for f in fields(klass)}:
-            return "model.kind " + " / ".join(kinds)
+def _other_kinds_option(key: str, exclude: type) -> tuple[type, list[str]] | None:
+    """The options class (other than ``exclude``) that holds ``key``, with the kinds that
+    take it; None when no other kind has such an option."""
+    for spec in REGISTRY.values():
+        if spec.options is not exclude and key in {f.name for f in fields(spec.options)}:
+            return spec.options, [k for k, v in REGISTRY.items() if v.options is spec.options]
     return None
-
-
-def _default_elsewhere(key: str, value: Any, exclude: type) -> bool:
-    """True when ``key`` is an option of another kind's class and ``value`` its default."""
-    for klass in _option_classes():
-        if klass is not exclude and key in {f.name for f in fields(klass)}:
-            return value == default_of(klass, key)
-    return False

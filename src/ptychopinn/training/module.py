@@ -17,6 +17,8 @@ from ptychopinn.physics.probe import ProbeParameter
 from ptychopinn.training.augment import dihedral
 from ptychopinn.training.positions import PositionRefinement, ScanPositions
 
+logger = logging.getLogger(__name__)
+
 
 def supervised_mae(patches: Tensor, labels: Tensor) -> Tensor:
     """MAE on amplitude and on wrapped phase difference between predicted and true patches."""
@@ -24,8 +26,6 @@ def supervised_mae(patches: Tensor, labels: Tensor) -> Tensor:
     dphi = torch.angle(patches * labels.conj())
     return amp + dphi.abs().mean()
 
-
-logger = logging.getLogger(__name__)
 
 #: Our entry in a training checkpoint: ``{"epochs_completed": int}``.
 CHECKPOINT_KEY = "ptychopinn"
