@@ -4,12 +4,14 @@ Every scan is simulated on a 192² object with 1000 random positions (64-px patt
 in y; all methods are scored on the test half against the truth, on the common scanned region,
 with the same torch thread count:
 
-* ``general``: the shipped model, plain inference (the scan's probe and count scale; its 9
-  plain data-consistency steps after the learned ones, ``model.inference_steps``);
-* ``general0``: the same without those steps (``extra_steps=0``);
+* ``general``: the shipped model, plain inference (the scan's probe and count scale; its 20
+  data-consistency steps on the whole stitched object, ``model.object_steps``);
+* ``general0``: the network alone (no object steps, no plain group steps);
+* ``general_g9``: the previous default, 9 plain steps on each group canvas and no object steps;
 * ``general+adapt``: the same, first adapted to the test half for ``--adapt-minutes``;
 * ``own``: an ``unrolled`` model trained ``--own-minutes`` on the train half of the same
-  conditions (only for the variants in ``--own``), plain inference;
+  conditions (only for the variants in ``--own``), plain inference with the general model's
+  object steps (the same inference as ``general``); ``own0``: the same model without them;
 * ``pinn``: the faithful PtychoPINN network trained ``--own-minutes`` likewise (only for the
   variants in ``--pinn``);
 * LSQML-5/20/100 from one pty-chi run with snapshots every 5 epochs (quality and loop time at
@@ -115,8 +117,11 @@ def run_variant(variant: str, out: Path, a: argparse.Namespace) -> dict[str, Any
     reconstruct("general", test_d, quiet)  # warm-up (imports, first allocation)
     r = reconstruct("general", test_d, quiet)
     recons["general"], times["general"] = r, {"infer_s": r.info["seconds"]}
-    r = reconstruct("general", test_d, InferConfig(show_progress=False, extra_steps=0))
-    recons["general0"], times["general0"] = r, {"infer_s": r.info["seconds"]}
+    steps = r.info["object_steps"]
+    for name, extra, obj_steps in (("general0", 0, 0), ("general_g9", 9, 0)):
+        r = reconstruct("general", test_d, InferConfig(show_progress=False, extra_steps=extra,
+                                                       object_steps=obj_steps))
+        recons[name], times[name] = r, {"infer_s": r.info["seconds"]}
     r = run_inference("general", test_d, quiet, adapt_cfg=AdaptConfig(
         minutes=a.adapt_minutes, show_progress=False)).reconstruction
     recons["general+adapt"] = r
@@ -130,6 +135,12 @@ def run_variant(variant: str, out: Path, a: argparse.Namespace) -> dict[str, Any
             train_s = _train_own(kind, train_d, work / f"run_{kind}", a.own_minutes)
             r = reconstruct(work / f"run_{kind}", test_d, quiet)
             recons[name], times[name] = r, {"infer_s": r.info["seconds"], "train_s": train_s}
+            if kind == "unrolled":  # the general model's inference: its object steps
+                recons["own0"], times["own0"] = recons[name], times[name]
+                r = reconstruct(work / f"run_{kind}", test_d,
+                                InferConfig(show_progress=False, object_steps=steps))
+                recons[name] = r
+                times[name] = {"infer_s": r.info["seconds"], "train_s": train_s}
     lsq = run_iterative_on_dataset(test_d, work / "lsqml", IterativeConfig(
         epochs=a.lsqml_epochs, snapshot_every=5 if not a.quick else 1, seed=0))
     region = _ttq().common_region([v.coverage for v in (*recons.values(), lsq)])
@@ -153,12 +164,13 @@ def run_variant(variant: str, out: Path, a: argparse.Namespace) -> dict[str, Any
 def markdown(rows: list[dict], a: argparse.Namespace, info: dict) -> str:
     """One row per held-out scan: phase / amp SSIM and seconds of every method."""
     k = a.lsqml_epochs
-    cols = ["general", "general0", "general+adapt", "own", "pinn", "lsqml5", "lsqml20",
-            f"lsqml{k}"]
-    head = ["scan (test half)", "general (plain)", "general, no extra steps",
-            f"general + adapt ≤ {a.adapt_minutes:g} min",
-            f"unrolled trained {a.own_minutes:g} min on own conditions",
-            f"pinn trained {a.own_minutes:g} min", "LSQML-5", "LSQML-20", f"LSQML-{k}"]
+    cols = ["general", "general0", "general_g9", "general+adapt", "own", "own0", "pinn",
+            "lsqml5", "lsqml20", f"lsqml{k}"]
+    head = ["scan (test half)", "general (plain)", "general, network alone",
+            "general, 9 group steps (old default)", f"general + adapt ≤ {a.adapt_minutes:g} min",
+            f"unrolled trained {a.own_minutes:g} min on own conditions (+ object steps)",
+            "the same, network alone", f"pinn trained {a.own_minutes:g} min", "LSQML-5",
+            "LSQML-20", f"LSQML-{k}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [f"{r['variant']} ({r['test_patterns']} patterns)"]
@@ -184,8 +196,8 @@ def figure(rows: list[dict], path: Path, lsqml_last: int) -> None:
 
     fig = Figure(figsize=(10, 3.6), layout="constrained")
     ax = fig.subplots()
-    names = ["general", "general0", "general+adapt", "own", "pinn", "lsqml5", "lsqml20",
-             f"lsqml{lsqml_last}"]
+    names = ["general", "general0", "general_g9", "general+adapt", "own", "own0", "pinn",
+             "lsqml5", "lsqml20", f"lsqml{lsqml_last}"]
     x = np.arange(len(rows))
     w = 0.8 / len(names)
     for i, n in enumerate(names):

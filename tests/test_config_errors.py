@@ -38,7 +38,8 @@ from ptychopinn.models.options import CNNOptions, UnrolledOptions
     (lambda: ModelConfig.from_dict({"kind": "unrolled", "n_filters_scale": 0.5}),
      "<dict>: key 'model.n_filters_scale': an option of model.kind pinn / baseline, not of "
      "model.kind 'unrolled' (its options: n_iterations, refiner_width, memory_channels, "
-     "dose_input, consistency, step_map, refiner_scales, inference_steps)"),
+     "dose_input, consistency, step_map, refiner_scales, inference_steps, "
+     "object_steps)"),
     (lambda: InferConfig(extra_steps=-2), "extra_steps must be >= 0, got -2"),
     (lambda: SimulationConfig(n_positions=0), None),
     (lambda: IterativeConfig(epochs=0), None),

@@ -155,7 +155,8 @@ def _cmd_infer(a: argparse.Namespace) -> int:
     probe = a.probe if a.probe is None or a.probe in PROBE_CHOICES else Path(a.probe)
     infer_to_dir(a.model or SHIPPED, a.data, a.out,
                  InferConfig(batch_size=a.batch_size, device=a.device, groups=a.groups,
-                             gridsize=a.gridsize, probe=probe, extra_steps=a.extra_steps),
+                             gridsize=a.gridsize, probe=probe, extra_steps=a.extra_steps,
+                             object_steps=a.object_steps),
                  adapt_cfg=adapt_cfg, refine=refine, scan=scan)
     return 0
 
@@ -357,8 +358,12 @@ def add_commands(sub) -> None:
     s.add_argument("--extra-steps", type=int, default=None, metavar="K",
                    help="K plain data-consistency steps after a canvas network's learned ones "
                         "(2 FFTs per pattern each; a little more quality, BENCHMARKS 'Quality "
-                        "per FFT'; default: the model's model.inference_steps, 9 for the "
-                        "shipped general model, else 0)")
+                        "per FFT'; default: the model's model.inference_steps, else 0)")
+    s.add_argument("--object-steps", type=int, default=None, metavar="K",
+                   help="K data-consistency steps on the whole stitched object with every "
+                        "pattern at once (2 FFTs per pattern each; fixes seams between groups; "
+                        "BENCHMARKS 'Object steps'; default: the model's model.object_steps, 20 "
+                        "for the shipped general model, else 0)")
     s.add_argument("--adapt-minutes", type=float, default=None, metavar="T",
                    help="first fine-tune a copy of the model on this scan's diffraction "
                         "(physics loss, no labels; not for the supervised baseline) for at "

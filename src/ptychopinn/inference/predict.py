@@ -68,7 +68,14 @@ class InferConfig:
     ``extra_steps``: plain data-consistency steps a canvas network runs after its learned ones
     (more FFTs, a little more quality: BENCHMARKS "Quality per FFT"); None: the model's own
     ``inference_steps`` (:class:`~ptychopinn.models.options.UnrolledOptions`; 0 unless the
-    bundle says otherwise, 9 for the shipped general model); a CNN refuses any but 0.
+    bundle says otherwise); a CNN refuses any but 0.
+
+    ``object_steps``: data-consistency steps on the whole stitched object, with every pattern of
+    the scan at once (the groups' seams, phase offsets and weakly covered pixels fixed by the
+    overlaps between groups; 2 FFTs per pattern each; heavy-ball momentum ``object_momentum``);
+    None: the model's own ``object_steps`` (0 unless the bundle says otherwise, 20 for the
+    shipped general model). Any physics-trained model may run them; a supervised one, whose
+    output has no physics scale, refuses.
     """
 
     batch_size: int | None = None
@@ -80,8 +87,15 @@ class InferConfig:
     probe: str | Path | None = None
     align_phase: bool | None = None
     extra_steps: int | None = None
+    object_steps: int | None = None
+    object_momentum: float = 0.7
 
     def __post_init__(self) -> None:
+        if self.object_steps is not None and self.object_steps < 0:
+            raise PtychoInputError(f"object_steps must be >= 0, got {self.object_steps}")
+        if not 0.0 <= self.object_momentum < 1.0:
+            raise PtychoInputError("object_momentum must be in [0, 1), got "
+                                   f"{self.object_momentum}")
         if self.extra_steps is not None and self.extra_steps < 0:
             raise PtychoInputError(f"extra_steps must be >= 0, got {self.extra_steps}")
         if self.batch_size is not None and self.batch_size < 1:
@@ -150,6 +164,11 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
         raise PtychoInputError(f"model.kind {model.cfg.kind!r} has no data-consistency steps; "
                                "extra_steps needs a canvas network "
                                f"({', '.join(sorted(CANVAS_KINDS))})", path=data.source)
+    n_obj = (cfg.object_steps if cfg.object_steps is not None
+             else getattr(model.cfg.options, "object_steps", 0))
+    if n_obj and kind_spec(model.cfg.kind).supervised:
+        raise PtychoInputError(f"model.kind {model.cfg.kind!r} is supervised: its object has "
+                               "no physics scale for object_steps", path=data.source)
     g = _inference_gridsize(model.cfg.kind, model.gridsize,
                             cfg.gridsize or gcfg.get("inference_gridsize"), m, canvas_net,
                             data.source)
@@ -211,6 +230,10 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     t = time.perf_counter()
     obj, cov = stitcher.result(floor=cfg.weight_floor)
     t_stitch += time.perf_counter() - t
+    t = time.perf_counter()
+    if n_obj:
+        obj = _object_steps(model, data, frame, obj, cov, n_obj, cfg.object_momentum, dev)
+    t_obj = time.perf_counter() - t
     total = time.perf_counter() - t0
     info = {
         "n_patterns": m,
@@ -227,16 +250,40 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
         "gridsize": g,
         "model_kind": model.cfg.kind,
         "extra_steps": extra,
+        "object_steps": n_obj,
+        "object_steps_seconds": t_obj,
         # the work, counted as LSQML's is: 2-D FFTs per pattern (every member predicted)
         "ffts_per_pattern": kind_spec(model.cfg.kind).ffts_per_member(model.cfg,
                                                                       extra)
-        * all_groups.size / m,
+        * all_groups.size / m + 2 * n_obj,
         **cond_info,
     }
     logger.info("reconstructed %d patterns in %.2f s (%.0f patterns/s, stitching %.0f%%, "
                 "%.1f FFTs per pattern)", m, total, info["patterns_per_second"],
                 100 * info["stitch_fraction"], info["ffts_per_pattern"])
     return Reconstruction(obj, cov, frame.origin, info)
+
+
+def _object_steps(model, data: PtychoData, frame, obj: np.ndarray, cov: np.ndarray,
+                  steps: int, momentum: float, dev: torch.device) -> np.ndarray:
+    """The stitched object (H, W) after ``steps`` scan-wide data-consistency steps with the
+    (conditioned) model's probe and count scale; patterns streamed from ``data`` in chunks;
+    0 where the stitched coverage is."""
+    from ptychopinn.physics.consistency import scan_consistency_steps
+
+    s = float(model.physics.scale.detach())
+
+    def target(i: int, j: int) -> torch.Tensor:
+        a = torch.from_numpy(np.asarray(data.diffraction[i:j], np.float32)).to(dev)
+        return torch.fft.ifftshift(a / s, dim=(-2, -1))
+
+    pos = torch.from_numpy(np.asarray(data.positions, np.float64)).to(dev) - torch.tensor(
+        frame.origin, dtype=torch.float64, device=dev)
+    with torch.inference_mode():
+        out = scan_consistency_steps(torch.from_numpy(obj).to(dev), pos, target,
+                                     model.physics.probe.detach().to(dev), steps,
+                                     momentum=momentum)
+    return np.where(cov > 0, out.cpu().numpy(), 0).astype(np.complex64)
 
 
 def _inference_gridsize(kind: str, trained: int, asked: int | None, m: int, canvas_net: bool,

@@ -67,7 +67,12 @@ class UnrolledOptions:
     plain data-consistency steps (unit step, no learned correction) after the learned ones at
     inference, unless the inference asks for another number
     (:class:`~ptychopinn.inference.predict.InferConfig` ``extra_steps``); training never runs
-    them. The shipped general model uses 9 (BENCHMARKS "Extra steps for the general model").
+    them. ``object_steps``: data-consistency steps on the whole stitched object at inference,
+    with every pattern of the scan at once (:func:`~ptychopinn.physics.consistency.
+    scan_consistency_steps`; unless the inference asks for another number, InferConfig
+    ``object_steps``): they remove what the groups, each reconstructed from its C patterns
+    alone, cannot — seams, phase offsets, pixels few members cover. The shipped general model
+    uses 20 after no plain group steps (BENCHMARKS "Object steps").
     """
 
     n_iterations: int = 6
@@ -78,8 +83,11 @@ class UnrolledOptions:
     step_map: bool = False
     refiner_scales: int = 1
     inference_steps: int = 0
+    object_steps: int = 0
 
     def __post_init__(self) -> None:
+        if self.object_steps < 0:
+            raise PtychoInputError(f"object_steps must be >= 0, got {self.object_steps}")
         if self.inference_steps < 0:
             raise PtychoInputError(f"inference_steps must be >= 0, got {self.inference_steps}")
         if self.refiner_scales not in (1, 2):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ptychopinn.physics.consistency import exit_wave_correction
 from ptychopinn.physics.merge import group_canvas_size
 from ptychopinn.physics.patches import PatchGeometry
 
@@ -129,18 +130,14 @@ class UnrolledNet(nn.Module):
                 raise ValueError("Poisson data consistency needs the scan's mean counts")
             # one photon in model units (mean energy per pattern (N/2)²), the damping floor
             photon = ((n / 2) ** 2 / mean_counts.to(target.dtype)).reshape(b, 1, 1, 1)
-            meas = target**2
+        else:
+            photon = None
 
         def update(canvas: Tensor) -> Tensor:
-            """The least-squares PIE direction (B, S, S): modulus replacement of every member,
-            exit-wave corrections averaged onto the canvas with the probe-intensity weight."""
-            psi = geo.extract(canvas) * probe
-            f = torch.fft.fft2(psi, norm="ortho")
-            if poisson:  # -½ ∂NLL/∂f* in units of I: ½ (y/I − 1) f, y and I in photons
-                gain = 0.5 * (meas / (f.real**2 + f.imag**2 + photon) - 1.0)
-                dpsi = torch.fft.ifft2(gain * f, norm="ortho")
-            else:
-                dpsi = torch.fft.ifft2(target * torch.sgn(f), norm="ortho") - psi
+            """The least-squares PIE direction (B, S, S): modulus replacement (or the Poisson
+            step) of every member, exit-wave corrections averaged onto the canvas with the
+            probe-intensity weight."""
+            dpsi = exit_wave_correction(geo.extract(canvas) * probe, target, photon=photon)
             return geo.place(dpsi * probe.conj()) / denom
 
         step_map = self.cfg.options.step_map
