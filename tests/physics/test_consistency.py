@@ -87,11 +87,22 @@ def test_steps_recover_a_planted_phase_error(chunk):
 
 
 def test_chunks_and_kept_geometries_give_the_same_object():
+    """Small scans keep each chunk's moduli after the first read; large ones (``keep_bytes``)
+    read them again every step; both give the same object."""
     obj, probe, pos, target = _scan(1)
     start = obj * 0 + 1
+    reads = []
 
     def run(**kw):
-        return scan_consistency_steps(start, pos, lambda i, j: target[i:j], probe, 3, **kw)
+        def read(i, j):
+            reads.append((i, j))
+            return target[i:j]
 
-    torch.testing.assert_close(run(chunk=1000), run(chunk=50, keep_bytes=0), atol=2e-5,
-                               rtol=0)
+        reads.clear()
+        return scan_consistency_steps(start, pos, read, probe, 3, **kw)
+
+    kept = run(chunk=1000)
+    assert len(reads) == 1
+    streamed = run(chunk=50, keep_bytes=0)
+    assert len(reads) == 3 * math.ceil(len(pos) / 50)
+    torch.testing.assert_close(kept, streamed, atol=2e-5, rtol=0)

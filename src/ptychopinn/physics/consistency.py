@@ -44,7 +44,9 @@ def scan_consistency_steps(obj: Tensor, positions: Tensor, target: Callable[[int
     Each step cuts all K patches out of ``obj`` (H, W) complex at ``positions`` (K, 2) (patch
     centres in object pixels, float64), replaces the moduli of the exit waves with the
     measured ``target(i, j)`` ((j − i, N, N) float, model units, unshifted layout; read chunk by
-    chunk, so memory is bounded by ``chunk`` and the object) and adds Σ P* dψ / (Σ |P|² + δ)
+    chunk: kept after the first step while the chunks' patch indices take at most
+    ``keep_bytes``, else read again every step, so memory is bounded by ``chunk`` and the
+    object) and adds Σ P* dψ / (Σ |P|² + δ)
     to the object (δ = 1 % of the peak coverage) — the same update as one unrolled step on a
     group canvas, with every overlap of the scan at once. ``momentum`` β (heavy ball:
     v ← β v + update, O ← O + v) speeds up the slow, smooth modes of the parallel update.
@@ -55,26 +57,32 @@ def scan_consistency_steps(obj: Tensor, positions: Tensor, target: Callable[[int
     shape = tuple(obj.shape)
     spans = [(i, min(i + chunk, k)) for i in range(0, k, chunk)]
 
-    # a chunk's geometry holds (K, N+1, N+1) int64 indices: kept for all chunks while they
-    # take at most ``keep_bytes``, else rebuilt per chunk and step (memory bounded by the chunk)
+    # a chunk's geometry holds (K, N+1, N+1) int64 indices and its moduli (K, N, N): both kept
+    # for all chunks while the indices take at most ``keep_bytes``, else rebuilt / read per
+    # chunk and step (memory bounded by the chunk)
     keep = k * (n + 1) ** 2 * 8 <= keep_bytes
-    kept = {(i, j): PatchGeometry(positions[i:j], n, shape) for i, j in spans} if keep else {}
+    kept: dict[tuple[int, int], tuple[PatchGeometry, Tensor]] = {}
 
-    def geometry(i: int, j: int) -> PatchGeometry:
-        return kept.get((i, j)) or PatchGeometry(positions[i:j], n, shape)
+    def chunk_data(i: int, j: int) -> tuple[PatchGeometry, Tensor]:
+        if (i, j) in kept:
+            return kept[i, j]
+        out = PatchGeometry(positions[i:j], n, shape), target(i, j)
+        if keep:
+            kept[i, j] = out
+        return out
 
     pint = probe.abs() ** 2
     cov = obj.new_zeros(shape, dtype=pint.dtype)
     for i, j in spans:
-        geometry(i, j).place(pint.expand(j - i, n, n), out=cov)
+        PatchGeometry(positions[i:j], n, shape).place(pint.expand(j - i, n, n), out=cov)
     denom = cov + 1e-2 * cov.max()
     obj = obj.clone()
     velocity = torch.zeros_like(obj)
     for _ in range(steps):
         num = torch.zeros_like(obj)
         for i, j in spans:
-            geo = geometry(i, j)
-            dpsi = exit_wave_correction(geo.extract(obj) * probe, target(i, j))
+            geo, tgt = chunk_data(i, j)
+            dpsi = exit_wave_correction(geo.extract(obj) * probe, tgt)
             geo.place(dpsi * probe.conj(), out=num)
         velocity = momentum * velocity + num / denom
         obj = obj + velocity
