@@ -145,10 +145,14 @@ def test_general_model_serves_128px_patterns(tmp_path):
     128-px patterns and takes the scan's probe."""
     b = load_bundle("general", patch_size=128)
     assert b.model.n == 128 and b.manifest["resized_from"] == 64
+    scan = simulate(SimulationConfig(object_size=200, patch_size=128, n_positions=100, seed=1))
     with pytest.raises(PtychoInputError, match="holds no probe for 128x128"):
-        reconstruct(b, simulate(SimulationConfig(object_size=200, patch_size=128,
-                                                 n_positions=9, seed=1)),
-                    InferConfig(show_progress=False, probe="bundle"))
+        reconstruct(b, scan, InferConfig(show_progress=False, probe="bundle"))
+    # its groups of 16² members at 64 px hold 8² at 128 px (the same pattern pixels)
+    r = reconstruct(b, scan, InferConfig(show_progress=False, object_steps=0))
+    assert r.info["gridsize"] == 8
+    assert reconstruct(b, scan, InferConfig(show_progress=False, object_steps=0,
+                                            gridsize=10)).info["gridsize"] == 10
 
 
 def test_shipped_bundle_is_small_and_recorded():

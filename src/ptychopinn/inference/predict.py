@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,11 @@ __all__ = ["InferConfig", "Reconstruction", "load_reconstruction", "reconstruct"
 
 #: How inference groups the scan (:class:`InferConfig` ``groups``).
 GROUPINGS = ("cover", "every", "partition")
+#: Most pattern pixels per group (C·N²) when the group side comes from the bundle's
+#: ``inference_gridsize``: a larger member stack (over 8 MiB complex64) is mapped and
+#: faulted in afresh by the allocator at every operation (real star, 128 px: the network
+#: 5.7 s with groups of 256, 2.7–3.1 s with 121 or 64, same SSIM; BENCHMARKS "Object steps").
+GROUP_PIXELS = 2**20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +54,8 @@ class InferConfig:
     the seed's patch; ``"partition"`` splits the scan into disjoint compact groups of C (each
     pattern predicted once: ≈2× fewer member predictions than ``"cover"`` at gridsize ≥ 3).
 
-    ``gridsize`` (None = the bundle's ``grouping.inference_gridsize``, else its gridsize)
+    ``gridsize`` (None = the bundle's ``grouping.inference_gridsize``, at most
+    √:data:`GROUP_PIXELS` / N, else its gridsize)
     groups more members per forward pass; only networks whose weights act on the group canvas
     (``unrolled``) accept another value than the trained one.
 
@@ -169,9 +176,12 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     if n_obj and kind_spec(model.cfg.kind).supervised:
         raise PtychoInputError(f"model.kind {model.cfg.kind!r} is supervised: its object has "
                                "no physics scale for object_steps", path=data.source)
-    g = _inference_gridsize(model.cfg.kind, model.gridsize,
-                            cfg.gridsize or gcfg.get("inference_gridsize"), m, canvas_net,
-                            data.source)
+    asked = cfg.gridsize
+    if asked is None and gcfg.get("inference_gridsize"):
+        # the bundle's group side, capped so one group's member stack stays within
+        # GROUP_PIXELS (a 64-px bundle's 16 becomes 8 for 128-px patterns)
+        asked = min(int(gcfg["inference_gridsize"]), max(1, math.isqrt(GROUP_PIXELS) // n))
+    g = _inference_gridsize(model.cfg.kind, model.gridsize, asked, m, canvas_net, data.source)
     t_net = t_stitch = t_read = 0.0
     from tqdm.auto import tqdm
 

@@ -38,7 +38,7 @@ def exit_wave_correction(psi: Tensor, target: Tensor, *, photon: Tensor | None =
 
 def scan_consistency_steps(obj: Tensor, positions: Tensor, target: Callable[[int, int], Tensor],
                            probe: Tensor, steps: int, *, momentum: float = 0.7,
-                           chunk: int = 256, keep_bytes: int = 256 * 2**20) -> Tensor:
+                           chunk: int | None = None, keep_bytes: int = 256 * 2**20) -> Tensor:
     """``steps`` parallel least-squares PIE steps on a whole object, with every pattern.
 
     Each step cuts all K patches out of ``obj`` (H, W) complex at ``positions`` (K, 2) (patch
@@ -50,10 +50,14 @@ def scan_consistency_steps(obj: Tensor, positions: Tensor, target: Callable[[int
     to the object (δ = 1 % of the peak coverage) — the same update as one unrolled step on a
     group canvas, with every overlap of the scan at once. ``momentum`` β (heavy ball:
     v ← β v + update, O ← O + v) speeds up the slow, smooth modes of the parallel update.
-    ``probe`` (N, N) complex, normalised. Cost: 2 FFTs per pattern per step. Returns a new
+    ``probe`` (N, N) complex, normalised. ``chunk`` patterns per pass; None: as many as keep
+    one (K, N+1, N+1) complex temporary under 8 MiB (248 at N = 64, 62 at N = 128): larger
+    temporaries are mapped and faulted in afresh by the allocator at every operation, 3× slower
+    per step at N = 128 with 256 per pass. Cost: 2 FFTs per pattern per step. Returns a new
     object (H, W).
     """
     k, n = positions.shape[0], probe.shape[-1]
+    chunk = chunk or max(1, (8 << 20) // (8 * (n + 1) ** 2))
     shape = tuple(obj.shape)
     spans = [(i, min(i + chunk, k)) for i in range(0, k, chunk)]
 
