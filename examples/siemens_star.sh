@@ -81,9 +81,9 @@ ptychopinn infer --model "$OUT/unrolled_refprobe_run" --data "$OUT/star.npz" \
 
 # 6. issue #21: the general model shipped with the package (trained on 64-px synthetic scans, its
 #    canvas weights rebuilt for 128-px patterns), no training on the star, given LSQML's probe;
-#    plain (with the bundle's 9 plain data-consistency steps after the learned ones: 0.835
-#    against LSQML-100, 0.758 with --extra-steps 0), then adapted to the scan for
-#    GENERAL_ADAPT_MINUTES
+#    plain (with the bundle's 20 data-consistency steps on the whole stitched object: 0.914
+#    against LSQML-100, 0.767 with --object-steps 0), then adapted to the scan for
+#    GENERAL_ADAPT_MINUTES (0.907)
 [[ -f "$OUT/general/reconstruction.npz" ]] ||
     ptychopinn infer --data "$OUT/star.npz" --probe "$OUT/lsqml/probe.npz" --out "$OUT/general"
 [[ -f "$OUT/general_adapt/reconstruction.npz" ]] ||
