@@ -67,11 +67,14 @@ def _unrolled_net(cfg, *, n: int, gridsize: int) -> nn.Module:
 REGISTRY: dict[str, KindSpec] = {
     # the unrolled network learns more per step from groups of 9 neighbours, infers better from
     # groups of 256 (every pattern constrains a whole region; issue #22: +0.014 phase SSIM over
-    # groups of 25) and generalises from the eight symmetries of each training group (+0.015)
+    # groups of 25), generalises from the eight symmetries of each training group (+0.015) and
+    # ends its inference with 20 steps on the whole stitched object (issue #21: +0.004 to
+    # +0.108 for models trained on the scan's own conditions, BENCHMARKS "Object steps")
     "unrolled": KindSpec("unrolled physics network: K data-consistency steps on the group "
                          "canvas interleaved with small learned corrections, physics loss",
                          _unrolled_net, "PtychoPINN-Unrolled", canvas=True,
-                         recommended={"grouping": {"gridsize": 3, "neighbor_count": 12,
+                         recommended={"model": {"object_steps": 20},
+                                      "grouping": {"gridsize": 3, "neighbor_count": 12,
                                                    "inference_gridsize": 16},
                                       "train": {"augment": True}},
                          aliases=("ptychopinn-unrolled",), options=UnrolledOptions,
