@@ -46,12 +46,12 @@ def scan_consistency_steps(obj: Tensor, positions: Tensor, target: Callable[[int
     measured ``target(i, j)`` ((j − i, N, N) float, model units, unshifted layout; read chunk by
     chunk: kept after the first step while the chunks' patch indices take at most
     ``keep_bytes``, else read again every step, so memory is bounded by ``chunk`` and the
-    object) and adds Σ P* dψ / (Σ |P|² + δ)
-    to the object (δ = 1 % of the peak coverage) — the same update as one unrolled step on a
-    group canvas, with every overlap of the scan at once. ``momentum`` β (heavy ball:
+    object) and adds Σ P* dψ / (Σ |P|² + δ) to the object (δ = 1 % of the peak coverage) —
+    the same update as one unrolled step on a group canvas (modulus replacement), with every
+    overlap of the scan at once. ``momentum`` β (heavy ball:
     v ← β v + update, O ← O + v) speeds up the slow, smooth modes of the parallel update.
     ``probe`` (N, N) complex, normalised. ``chunk`` patterns per pass; None: as many as keep
-    one (K, N+1, N+1) complex temporary under 8 MiB (248 at N = 64, 62 at N = 128): larger
+    one (K, N+1, N+1) complex temporary under 8 MiB (248 at N = 64, 63 at N = 128): larger
     temporaries are mapped and faulted in afresh by the allocator at every operation, 3× slower
     per step at N = 128 with 256 per pass. Cost: 2 FFTs per pattern per step. Returns a new
     object (H, W).
