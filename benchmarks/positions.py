@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--steps", type=int, default=ScanRefinement().steps,
                    help="gradient steps of the network's position refinement")
-    p.add_argument("--lsqml-epochs", default="25,100")
+    p.add_argument("--lsqml-epochs", default="25,100",
+                   help="LSQML-pc epochs, comma-separated ('' = the network rows only)")
     p.add_argument("--lsqml-limit", type=float, default=1.0,
                    help="largest position update per step of the fast LSQML setting (px)")
     p.add_argument("--threads", type=int, default=2)
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(a.threads)
     if a.quick:
         a.scenes, a.cases, a.lsqml_epochs, a.steps = "lines", "all", "5", 50
-    a.lsqml_epochs = [int(x) for x in str(a.lsqml_epochs).split(",")]
+    a.lsqml_epochs = [int(x) for x in str(a.lsqml_epochs).split(",") if x.strip()]
     out = a.out or Path(tempfile.mkdtemp(prefix="positions_"))
     out.mkdir(parents=True, exist_ok=True)
     info = _ttq().machine()

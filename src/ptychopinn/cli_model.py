@@ -362,8 +362,9 @@ def add_commands(sub) -> None:
     s.add_argument("--object-steps", type=int, default=None, metavar="K",
                    help="K data-consistency steps on the whole stitched object with every "
                         "pattern at once (2 FFTs per pattern each; fixes seams between groups; "
-                        "BENCHMARKS 'Object steps'; default: the model's model.object_steps, 20 "
-                        "for the shipped general model, else 0)")
+                        "BENCHMARKS 'Object steps'; default: the model's model.object_steps: 20 "
+                        "for the shipped general model and for unrolled trained with its "
+                        "recommended settings, else 0)")
     s.add_argument("--adapt-minutes", type=float, default=None, metavar="T",
                    help="first fine-tune a copy of the model on this scan's diffraction "
                         "(physics loss, no labels; not for the supervised baseline) for at "

@@ -177,7 +177,7 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
         raise PtychoInputError(f"model.kind {model.cfg.kind!r} is supervised: its object has "
                                "no physics scale for object_steps", path=data.source)
     asked = cfg.gridsize
-    if asked is None and gcfg.get("inference_gridsize"):
+    if asked is None and canvas_net and gcfg.get("inference_gridsize"):
         # the bundle's group side, capped so one group's member stack stays within
         # GROUP_PIXELS (a 64-px bundle's 16 becomes 8 for 128-px patterns)
         asked = min(int(gcfg["inference_gridsize"]), max(1, math.isqrt(GROUP_PIXELS) // n))
@@ -261,6 +261,7 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
         "model_kind": model.cfg.kind,
         "extra_steps": extra,
         "object_steps": n_obj,
+        "object_momentum": cfg.object_momentum,
         "object_steps_seconds": t_obj,
         # the work, counted as LSQML's is: 2-D FFTs per pattern (every member predicted)
         "ffts_per_pattern": kind_spec(model.cfg.kind).ffts_per_member(model.cfg,
@@ -278,22 +279,26 @@ def _object_steps(model, data: PtychoData, frame, obj: np.ndarray, cov: np.ndarr
                   steps: int, momentum: float, dev: torch.device) -> np.ndarray:
     """The stitched object (H, W) after ``steps`` scan-wide data-consistency steps with the
     (conditioned) model's probe and count scale; patterns streamed from ``data`` in chunks;
-    0 where the stitched coverage is."""
+    0 where the stitched coverage is. The steps run on the object padded by N/2 + 1 pixels
+    of the stitched object's edge values, so a patch that crosses the frame's edge is
+    predicted from pixels that can change, not from fixed zeros."""
     from ptychopinn.physics.consistency import scan_consistency_steps
 
     s = float(model.physics.scale.detach())
+    pad = model.n // 2 + 1
 
     def target(i: int, j: int) -> torch.Tensor:
         a = torch.from_numpy(np.asarray(data.diffraction[i:j], np.float32)).to(dev)
         return torch.fft.ifftshift(a / s, dim=(-2, -1))
 
     pos = torch.from_numpy(np.asarray(data.positions, np.float64)).to(dev) - torch.tensor(
-        frame.origin, dtype=torch.float64, device=dev)
+        frame.origin, dtype=torch.float64, device=dev) + pad
+    start = torch.from_numpy(np.pad(obj, pad, mode="edge")).to(dev)
     with torch.inference_mode():
-        out = scan_consistency_steps(torch.from_numpy(obj).to(dev), pos, target,
-                                     model.physics.probe.detach().to(dev), steps,
-                                     momentum=momentum)
-    return np.where(cov > 0, out.cpu().numpy(), 0).astype(np.complex64)
+        out = scan_consistency_steps(start, pos, target, model.physics.probe.detach().to(dev),
+                                     steps, momentum=momentum)
+    out = out[pad:-pad, pad:-pad].cpu().numpy()
+    return np.where(cov > 0, out, 0).astype(np.complex64)
 
 
 def _inference_gridsize(kind: str, trained: int, asked: int | None, m: int, canvas_net: bool,

@@ -43,13 +43,14 @@ def scan_consistency_steps(obj: Tensor, positions: Tensor, target: Callable[[int
 
     Each step cuts all K patches out of ``obj`` (H, W) complex at ``positions`` (K, 2) (patch
     centres in object pixels, float64), replaces the moduli of the exit waves with the
-    measured ``target(i, j)`` ((j − i, N, N) float, model units, unshifted layout; read chunk by
-    chunk: kept after the first step while the chunks' patch indices take at most
-    ``keep_bytes``, else read again every step, so memory is bounded by ``chunk`` and the
-    object) and adds Σ P* dψ / (Σ |P|² + δ) to the object (δ = 1 % of the peak coverage) —
-    the same update as one unrolled step on a group canvas (modulus replacement), with every
-    overlap of the scan at once. ``momentum`` β (heavy ball:
-    v ← β v + update, O ← O + v) speeds up the slow, smooth modes of the parallel update.
+    measured ``target(i, j)`` ((j − i, N, N) float, model units, unshifted layout) and adds
+    Σ P* dψ / (Σ |P|² + δ) to the object (δ = 1 % of the peak coverage): the same update as
+    one unrolled step on a group canvas (modulus replacement), with every overlap of the scan
+    at once. ``momentum`` β (heavy ball: v ← β v + update, O ← O + v) speeds up the slow,
+    smooth modes of the parallel update. Moduli are read chunk by chunk: kept after the first
+    step, with the chunks' patch indices, while the indices take at most ``keep_bytes``
+    (indices and moduli together about 1.6 × ``keep_bytes``), else read again every step, so
+    memory is bounded by ``chunk`` and the object.
     ``probe`` (N, N) complex, normalised. ``chunk`` patterns per pass; None: as many as keep
     one (K, N+1, N+1) complex temporary under 8 MiB (248 at N = 64, 63 at N = 128): larger
     temporaries are mapped and faulted in afresh by the allocator at every operation, 3× slower
