@@ -163,7 +163,8 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
     stitcher = Stitcher(frame, stitch_weight(bundle), device=dev)
     m = data.n_patterns
     gcfg = bundle.manifest.get("grouping_config") or {}
-    canvas_net = kind_spec(model.cfg.kind).canvas
+    spec = kind_spec(model.cfg.kind)
+    canvas_net = spec.canvas
     align = canvas_net if cfg.align_phase is None else cfg.align_phase
     extra = (cfg.extra_steps if cfg.extra_steps is not None
              else getattr(model.cfg.options, "inference_steps", 0))
@@ -173,7 +174,7 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
                                f"({', '.join(sorted(CANVAS_KINDS))})", path=data.source)
     n_obj = (cfg.object_steps if cfg.object_steps is not None
              else getattr(model.cfg.options, "object_steps", 0))
-    if n_obj and kind_spec(model.cfg.kind).supervised:
+    if n_obj and spec.supervised:
         raise PtychoInputError(f"model.kind {model.cfg.kind!r} is supervised: its object has "
                                "no physics scale for object_steps", path=data.source)
     asked = cfg.gridsize
@@ -264,9 +265,8 @@ def reconstruct(bundle: Bundle | str | Path, data: PtychoData | str | Path,
         "object_momentum": cfg.object_momentum,
         "object_steps_seconds": t_obj,
         # the work, counted as LSQML's is: 2-D FFTs per pattern (every member predicted)
-        "ffts_per_pattern": kind_spec(model.cfg.kind).ffts_per_member(model.cfg,
-                                                                      extra)
-        * all_groups.size / m + 2 * n_obj,
+        "ffts_per_pattern": spec.ffts_per_member(model.cfg, extra) * all_groups.size / m
+        + 2 * n_obj,
         **cond_info,
     }
     logger.info("reconstructed %d patterns in %.2f s (%.0f patterns/s, stitching %.0f%%, "

@@ -92,6 +92,8 @@ RECONSTRUCTOR_NAME = "PINN"
 TRAIN_DATA_FILE_NAME = "train_data.npz"
 TRAIN_CONFIG_FILE_NAME = "config.yaml"
 RUN_DIR_NAME = "ptychopinn_run"
+
+
 def default_run_config() -> RunConfig:
     """Training configuration used when none is given: the default kind's recommended run
     (:data:`~ptychopinn.models.registry.DEFAULT_KIND`, :meth:`RunConfig.for_kind`, as

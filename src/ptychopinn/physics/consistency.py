@@ -9,6 +9,7 @@ replacement commutes with the far field's centring shift, so the shift is paid o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -62,32 +63,25 @@ def scan_consistency_steps(obj: Tensor, positions: Tensor, target: Callable[[int
     shape = tuple(obj.shape)
     spans = [(i, min(i + chunk, k)) for i in range(0, k, chunk)]
 
-    # a chunk's geometry holds (K, N+1, N+1) int64 indices and its moduli (K, N, N): both kept
+    # a chunk's geometry holds (K, N+1, N+1) int64 indices: geometries and moduli are kept
     # for all chunks while the indices take at most ``keep_bytes``, else rebuilt / read per
     # chunk and step (memory bounded by the chunk)
-    keep = k * (n + 1) ** 2 * 8 <= keep_bytes
-    kept: dict[tuple[int, int], tuple[PatchGeometry, Tensor]] = {}
-
-    def chunk_data(i: int, j: int) -> tuple[PatchGeometry, Tensor]:
-        if (i, j) in kept:
-            return kept[i, j]
-        out = PatchGeometry(positions[i:j], n, shape), target(i, j)
-        if keep:
-            kept[i, j] = out
-        return out
+    cache = functools.lru_cache(maxsize=None if k * (n + 1) ** 2 * 8 <= keep_bytes else 0)
+    geometry = cache(lambda i, j: PatchGeometry(positions[i:j], n, shape))
+    moduli = cache(target)
 
     pint = probe.abs() ** 2
     cov = obj.new_zeros(shape, dtype=pint.dtype)
     for i, j in spans:
-        PatchGeometry(positions[i:j], n, shape).place(pint.expand(j - i, n, n), out=cov)
+        geometry(i, j).place(pint.expand(j - i, n, n), out=cov)
     denom = cov + 1e-2 * cov.max()
     obj = obj.clone()
     velocity = torch.zeros_like(obj)
     for _ in range(steps):
         num = torch.zeros_like(obj)
         for i, j in spans:
-            geo, tgt = chunk_data(i, j)
-            dpsi = exit_wave_correction(geo.extract(obj) * probe, tgt)
+            geo = geometry(i, j)
+            dpsi = exit_wave_correction(geo.extract(obj) * probe, moduli(i, j))
             geo.place(dpsi * probe.conj(), out=num)
         velocity = momentum * velocity + num / denom
         obj = obj + velocity
