@@ -53,3 +53,11 @@ def test_infer_refuses_a_missing_probe_file_before_writing(tmp_path, capsys):
 def test_adaptation_passes_must_be_positive():
     with pytest.raises(PtychoInputError, match=r"^adaptation passes must be > 0; got 0$"):
         AdaptConfig(passes=0)
+
+
+def test_infer_refuses_a_negative_object_step_count_before_writing(tmp_path, capsys):
+    scan, out = tmp_path / "scan.npz", tmp_path / "out"  # the scan is never read
+    line = _refused(capsys, ["infer", "--data", str(scan), "--out", str(out),
+                             "--object-steps", "-1"])
+    assert line == "ptychopinn infer: error: object_steps must be >= 0, got -1"
+    assert not out.exists()

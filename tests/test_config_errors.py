@@ -29,6 +29,8 @@ from ptychopinn.models.options import CNNOptions, UnrolledOptions
      "<dict>: key 'model': refiner_scales must be 1 or 2, got 3"),
     (lambda: ModelConfig.from_dict({"kind": "unrolled", "inference_steps": -1}),
      "<dict>: key 'model': inference_steps must be >= 0, got -1"),
+    (lambda: ModelConfig.from_dict({"kind": "unrolled", "object_steps": -3}),
+     "<dict>: key 'model': object_steps must be >= 0, got -3"),
     (lambda: ModelConfig(kind="unrolled", options=CNNOptions()),
      "model.kind 'unrolled' takes UnrolledOptions, not CNNOptions"),
     (lambda: ModelConfig.from_dict({"kind": "pinn", "n_iterations": 3}),
